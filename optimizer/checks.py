@@ -1,0 +1,334 @@
+"""Checks across tables, and the arithmetic of infeasibility before solving.
+
+:func:`structure_problems` finds what a single row cannot know: duplicate ids,
+references to unknown segments or channels, points curves that are not
+concave, rules that contradict themselves. :class:`~optimizer.scenario.Scenario`
+runs it on construction, so a scenario that exists has passed it.
+
+:func:`feasibility_problems` does the sums planners get wrong (minimums above
+the budget, fixed amounts above what volume allows, an exact budget the
+maximums cannot absorb) and says them in business words with the amounts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from optimizer.scenario import CurveKind, Scope, SpendRule, Stage
+
+if TYPE_CHECKING:
+    from optimizer.scenario import ConstraintRule, Row, Scenario
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Relative slack allowed when comparing slopes of measured points.
+SLOPE_TOLERANCE = 1e-9
+
+
+def where(row: Row, fallback: str) -> str:
+    """A row's file and row number, or a description when built in Python."""
+    return str(row.origin) if row.origin is not None else fallback
+
+
+def structure_problems(scenario: Scenario) -> list[str]:
+    """Every cross-table problem of a scenario, one sentence each."""
+    problems: list[str] = []
+    problems += _duplicates(
+        scenario.segments, lambda s: s.segment_id, "segment_id", "segment"
+    )
+    problems += _duplicates(
+        scenario.channels, lambda c: c.channel_id, "channel_id", "channel"
+    )
+    problems += _duplicates(scenario.responses, lambda r: r.cell_id, "cell", "cell")
+    problems += _references(scenario)
+    problems += _points(scenario)
+    problems += _seasonality(scenario)
+    for index, rule in enumerate(scenario.constraints):
+        problems += _rule(scenario, index, rule)
+    return problems
+
+
+def _duplicates(rows: Iterable[Row], key, field: str, what: str) -> list[str]:  # type: ignore[no-untyped-def]
+    seen: dict[str, Row] = {}
+    problems = []
+    for row in rows:
+        value = key(row)
+        if value in seen:
+            first = where(seen[value], f"the first {what}")
+            problems.append(
+                f"{where(row, f'a {what}')}, field '{field}': got {value!r} again "
+                f"(first defined at {first}); expected each {what} once."
+            )
+        else:
+            seen[value] = row
+    return problems
+
+
+def _references(scenario: Scenario) -> list[str]:
+    segments = {s.segment_id for s in scenario.segments}
+    channels = {c.channel_id for c in scenario.channels}
+    problems = []
+    for response in scenario.responses:
+        at = where(response, f"response {response.cell_id}")
+        if response.segment_id not in segments:
+            problems.append(
+                f"{at}, field 'segment_id': got {response.segment_id!r}; expected a "
+                "segment_id defined in the segments table."
+            )
+        if response.channel_id not in channels:
+            problems.append(
+                f"{at}, field 'channel_id': got {response.channel_id!r}; expected a "
+                "channel_id defined in the channels table."
+            )
+    return problems
+
+
+def _points(scenario: Scenario) -> list[str]:
+    curves = {r.cell_id: r.curve for r in scenario.responses}
+    by_cell = defaultdict(list)
+    problems = []
+    for point in scenario.points:
+        cell = f"{point.segment_id}/{point.channel_id}"
+        if curves.get(cell) is not CurveKind.POINTS:
+            kind = "no response row" if cell not in curves else f"a {curves[cell]} curve"
+            problems.append(
+                f"{where(point, f'a point of {cell}')}: cell {cell} has {kind}; "
+                "expected points only for cells whose curve is 'points'."
+            )
+            continue
+        by_cell[cell].append(point)
+
+    for response in scenario.responses:
+        if response.curve is CurveKind.POINTS and response.cell_id not in by_cell:
+            problems.append(
+                f"{where(response, f'response {response.cell_id}')}: the points "
+                f"curve of cell {response.cell_id} has no rows in the points table; "
+                "expected at least one spend, conversions point."
+            )
+    for cell, points in by_cell.items():
+        problems += _curve_shape(cell, points, scenario.curves.concave_hull)
+    return problems
+
+
+def _curve_shape(cell: str, points: list, concave_hull: bool) -> list[str]:  # type: ignore[type-arg]
+    points = sorted(points, key=lambda p: p.spend)
+    problems = []
+    previous_slope = np.inf
+    spend, conversions = 0.0, 0.0
+    for point in points:
+        at = where(point, f"a point of {cell}")
+        if point.spend == spend:
+            return [
+                f"{at}, field 'spend': got {point.spend:g} twice for cell {cell}; "
+                "expected each spend once per cell."
+            ]
+        if point.conversions < conversions:
+            return [
+                f"{at}, field 'conversions': got {point.conversions:g} at spend "
+                f"{point.spend:g}, below {conversions:g} at spend {spend:g} for cell "
+                f"{cell}; expected conversions that never fall as spend rises."
+            ]
+        slope = (point.conversions - conversions) / (point.spend - spend)
+        rises = slope > previous_slope * (1 + SLOPE_TOLERANCE) + 1e-15
+        if rises and not concave_hull:
+            problems.append(
+                f"{at}: the curve of cell {cell} is not concave at spend "
+                f"{point.spend:g}: the slope rises from {previous_slope:.6g} to "
+                f"{slope:.6g} conversions per unit of spend; expected diminishing "
+                "returns (slopes that never rise). Fix the points, or set "
+                "[curves] concave_hull = true to use their concave hull."
+            )
+            break
+        previous_slope, spend, conversions = slope, point.spend, point.conversions
+    return problems
+
+
+def _seasonality(scenario: Scenario) -> list[str]:
+    months = set(scenario.plan.month_labels)
+    segments = {s.segment_id for s in scenario.segments}
+    channels = {c.channel_id for c in scenario.channels}
+    horizon = f"{scenario.plan.month_labels[0]} to {scenario.plan.month_labels[-1]}"
+    problems = []
+    seen: dict[tuple[str, str | None, str | None], Row] = {}
+    for row in scenario.seasonality:
+        at = where(row, f"seasonality {row.month}")
+        if row.month not in months:
+            problems.append(
+                f"{at}, field 'month': got {row.month!r}; expected a month of the "
+                f"horizon, {horizon}."
+            )
+        if row.segment_id is not None and row.segment_id not in segments:
+            problems.append(
+                f"{at}, field 'segment_id': got {row.segment_id!r}; expected a "
+                "segment_id defined in the segments table, or empty for all."
+            )
+        if row.channel_id is not None and row.channel_id not in channels:
+            problems.append(
+                f"{at}, field 'channel_id': got {row.channel_id!r}; expected a "
+                "channel_id defined in the channels table, or empty for all."
+            )
+        key = (row.month, row.channel_id, row.segment_id)
+        if key in seen:
+            problems.append(
+                f"{at}: the same month, channel and segment as "
+                f"{where(seen[key], 'another row')}; expected one row per "
+                "combination (rows for different scopes multiply)."
+            )
+        seen[key] = row
+    return problems
+
+
+def _rule(scenario: Scenario, index: int, rule: ConstraintRule) -> list[str]:
+    at = f"[[constraints]] entry {index + 1} ({rule.label})"
+    problems = []
+    known = _scope_ids(scenario).get(rule.scope)
+    if known is not None and rule.id not in known:
+        sample = ", ".join(sorted(known)[:6]) + (", ..." if len(known) > 6 else "")
+        problems.append(
+            f"{at}, field 'id': got {rule.id!r}; expected a {rule.scope} of the "
+            f"scenario ({sample})."
+        )
+    pairs = [("min", "max"), ("min_share", "max_share"), ("min", "fixed"), ("fixed", "max")]
+    for low, high in pairs:
+        a, b = getattr(rule, low), getattr(rule, high)
+        if a is not None and b is not None and a > b:
+            problems.append(
+                f"{at}: {low} {a:,.10g} is above {high} {b:,.10g}; expected "
+                f"{low} <= {high}."
+            )
+    return problems
+
+
+def _scope_ids(scenario: Scenario) -> dict[Scope, set[str]]:
+    return {
+        Scope.CHANNEL: {c.channel_id for c in scenario.channels},
+        Scope.SEGMENT: {s.segment_id for s in scenario.segments},
+        Scope.STAGE: {stage.value for stage in Stage},
+        Scope.CELL: {r.cell_id for r in scenario.responses},
+        Scope.MONTH: set(scenario.plan.month_labels),
+    }
+
+
+# --- feasibility arithmetic --------------------------------------------------
+
+
+def feasibility_problems(
+    scenario: Scenario, capacity: Callable[[Scope, str | None], float]
+) -> list[str]:
+    """Conflicts between the budget, the rules and reachable volume.
+
+    ``capacity(scope, id)`` is the most that a scope can spend over the
+    horizon before its volume runs out. Only sound arithmetic is done: every
+    problem reported here is a real infeasibility.
+    """
+    budget = scenario.budget.total
+    exact = scenario.budget.spend is SpendRule.EXACT
+    money = _money(scenario.plan.currency)
+    problems = []
+
+    floors: dict[Scope, float] = defaultdict(float)
+    for rule in scenario.constraints:
+        low, high = _range(rule, budget, exact)
+        reachable = capacity(rule.scope, rule.id)
+        if low > budget * (1 + 1e-9):
+            problems.append(
+                f"{rule.label} must get at least {money(low)}, more than the "
+                f"whole budget of {money(budget)}."
+            )
+        elif low > reachable * (1 + 1e-9) + 1e-9:
+            problems.append(
+                f"{rule.label} must get at least {money(low)}, but its cells can "
+                f"spend at most {money(reachable)} before their volume runs out."
+            )
+        if low > high * (1 + 1e-9):
+            problems.append(
+                f"{rule.label} must get at least {money(low)} but at most "
+                f"{money(high)}."
+            )
+        if rule.scope is not Scope.TOTAL:
+            floors[rule.scope] += low
+
+    for scope, total in floors.items():
+        if total > budget * (1 + 1e-9):
+            problems.append(
+                f"the {scope} minimums add up to {money(total)}, more than the "
+                f"budget of {money(budget)}."
+            )
+    if exact:
+        problems += _absorption(scenario, capacity, money)
+    return problems
+
+
+def _absorption(scenario: Scenario, capacity, money) -> list[str]:  # type: ignore[no-untyped-def]
+    """An exact budget must fit under what the scopes of a partition can take.
+
+    Each scope kind (channels, months, ...) splits the cells; the most the
+    plan can spend is, for each part, the smaller of its reachable volume and
+    its tightest maximum, summed over the parts.
+    """
+    budget = scenario.budget.total
+    ceilings: dict[tuple[Scope, str | None], float] = {}
+    for rule in scenario.constraints:
+        key = (rule.scope, rule.id)
+        high = _range(rule, budget, True)[1]
+        ceilings[key] = min(ceilings.get(key, np.inf), high)
+
+    problems = []
+    scopes = {Scope.TOTAL: {None}, **_scope_ids(scenario)}
+    for scope, ids in scopes.items():
+        absorbable = sum(
+            min(capacity(scope, id_), ceilings.get((scope, id_), np.inf))
+            for id_ in sorted(ids, key=str)
+        )
+        if absorbable < budget * (1 - 1e-9):
+            limit = "reachable volume" if scope is Scope.TOTAL else (
+                f"{scope} maximums and reachable volume"
+            )
+            problems.append(
+                f"the exact budget of {money(budget)} cannot all be spent: the "
+                f"{limit} absorb at most {money(absorbable)}."
+            )
+            break
+    return problems
+
+
+def rule_range(
+    rule: ConstraintRule, *, min_share_base: float, max_share_base: float
+) -> tuple[float, float]:
+    """The least and most a rule allows its scope, in money.
+
+    Shares are taken of the given bases: the budget when it is spent exactly;
+    otherwise the actual spend, or bounds of it that keep the check sound.
+    """
+    low, high = 0.0, np.inf
+    if rule.min is not None:
+        low = max(low, rule.min)
+    if rule.max is not None:
+        high = min(high, rule.max)
+    if rule.fixed is not None:
+        low, high = max(low, rule.fixed), min(high, rule.fixed)
+    if rule.min_share is not None:
+        low = max(low, rule.min_share * min_share_base)
+    if rule.max_share is not None:
+        high = min(high, rule.max_share * max_share_base)
+    return low, high
+
+
+def _range(rule: ConstraintRule, budget: float, exact: bool) -> tuple[float, float]:
+    # Spending up to the budget, a min_share may be met by spending nothing,
+    # and a max_share of the actual spend is at most that share of the budget.
+    return rule_range(
+        rule, min_share_base=budget if exact else 0.0, max_share_base=budget
+    )
+
+
+def _money(currency: str):  # type: ignore[no-untyped-def]
+    def format_money(amount: float) -> str:
+        return f"{amount:,.2f} {currency}"
+
+    return format_money

@@ -1,0 +1,163 @@
+"""The ``optimizer`` command.
+
+::
+
+    optimizer run SCENARIO --out DIR     solve, verify and write the plan
+    optimizer validate SCENARIO          check a scenario without solving it
+
+Exit codes: 0 success, 1 unexpected error, 2 wrong command-line usage,
+3 invalid input, 4 infeasible scenario, 5 solver failure (no verified
+optimum). This module is the only one that prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from optimizer.errors import InfeasibleScenarioError, ScenarioError, SolverError
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_INVALID_INPUT = 3
+EXIT_INFEASIBLE = 4
+EXIT_SOLVER_FAILURE = 5
+
+EXIT_CODES_HELP = """exit codes:
+  0  success
+  1  unexpected error (a bug: please report it)
+  2  wrong command-line usage
+  3  invalid input: the message names the file, row, field and value
+  4  infeasible scenario: the message says which rules conflict
+  5  solver failure: no verified optimum, so no plan was written
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    _configure_output(verbose=arguments.verbose)
+    try:
+        return int(arguments.handler(arguments, sys.stdout))
+    except ScenarioError as error:
+        _fail(f"invalid input:\n{error}")
+        return EXIT_INVALID_INPUT
+    except InfeasibleScenarioError as error:
+        _fail(str(error))
+        return EXIT_INFEASIBLE
+    except SolverError as error:
+        _fail(f"solver failure: {error}")
+        return EXIT_SOLVER_FAILURE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optimizer",
+        description="Budget allocation for enterprise paid media, solved as a "
+        "linear program and verified independently of the solver.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="solve a scenario and write its plan",
+        description="Solve a scenario, verify the optimum and write "
+        "allocation.csv, constraints.csv and summary.json into --out.",
+        epilog="example:\n  optimizer run scenarios/demo_pipeline.toml --out out/demo\n\n"
+        + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("scenario", type=Path, help="the scenario's TOML file")
+    run.add_argument("--out", type=Path, required=True, help="folder for the plan's files")
+    run.add_argument("--solver", choices=["highs", "cbc"], help="override [solver] name")
+    run.add_argument("--time-limit", type=float, help="override [solver] time_limit (s)")
+    run.add_argument(
+        "--write-model", type=Path, help="also write the program as an .lp or .mps file"
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a scenario without solving it",
+        description="Read and check a scenario: every field, the references "
+        "between tables, and the arithmetic of its rules against the budget.",
+        epilog="example:\n  optimizer validate scenarios/demo_pipeline.toml\n\n"
+        + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_argument("scenario", type=Path, help="the scenario's TOML file")
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def _run(arguments: argparse.Namespace, out: TextIO) -> int:
+    from optimizer.outputs import write_plan
+    from optimizer.planner import optimize
+    from optimizer.reading import load_scenario
+    from optimizer.reports import console_summary
+
+    scenario = load_scenario(arguments.scenario)
+    plan = optimize(scenario, solver=arguments.solver, time_limit=arguments.time_limit)
+    folder = write_plan(plan, arguments.out)
+    if arguments.write_model is not None:
+        _write_model(scenario, arguments.write_model)
+    if not arguments.quiet:
+        out.write(console_summary(plan))
+        out.write(f"\nwrote {folder}/allocation.csv, constraints.csv, summary.json\n")
+    return EXIT_OK
+
+
+def _write_model(scenario, path: Path) -> None:  # type: ignore[no-untyped-def]
+    from optimizer.curves import build_curves
+    from optimizer.model import build_program
+    from optimizer.pulp_model import write_model
+
+    write_model(build_program(scenario, build_curves(scenario)), path)
+
+
+def _validate(arguments: argparse.Namespace, out: TextIO) -> int:
+    from optimizer.curves import build_curves
+    from optimizer.diagnosis import arithmetic_conflicts
+    from optimizer.model import build_program
+    from optimizer.reading import load_scenario
+
+    scenario = load_scenario(arguments.scenario)
+    program = build_program(scenario, build_curves(scenario))
+    conflicts = arithmetic_conflicts(scenario, program)
+    if conflicts:
+        raise InfeasibleScenarioError(conflicts)
+    out.write(
+        f"{arguments.scenario}: valid; {len(scenario.segments)} segments, "
+        f"{len(scenario.channels)} channels, {len(scenario.responses)} cells, "
+        f"{scenario.plan.months} months, {len(scenario.constraints)} rules; "
+        f"the program has {program.num_cols} columns and {program.num_rows} rows.\n"
+    )
+    return EXIT_OK
+
+
+def _configure_output(*, verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        sys.stderr.write(f"warning: {message}\n")
+
+    warnings.showwarning = show
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")

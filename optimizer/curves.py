@@ -1,0 +1,291 @@
+"""Response curves as concave piecewise-linear functions, cell by cell, month by month.
+
+Every curve becomes a list of pieces: piece ``k`` of a cell-month can absorb
+``width[k]`` of spend and returns ``slope[k]`` conversions per unit of spend.
+Slopes never rise along a cell-month's pieces (diminishing returns), so a
+maximizing linear program fills them in order without integer variables.
+
+* ``linear``: one piece, ``cpc * monthly_clicks`` wide, slope
+  ``conversion_rate / cpc``.
+* ``saturating``: ``f(s) = max_conversions * (1 - exp(-s / scale))`` is cut
+  where it reaches ``saturation * max_conversions`` and replaced by chords
+  between breakpoints equally spaced in ``1 - exp(-s / (2 * scale))``. That
+  spacing makes the pieces shorter where the curve bends most and gives every
+  chord about the same error; the largest error is reported.
+* ``points``: the chords between the given breakpoints, from the origin.
+
+Seasonality scales a month's curve: a volume multiplier ``v`` and a cost
+multiplier ``k`` turn ``f(s)`` into ``v * f(s / (k * v))``: ``v`` times as many
+people at ``k`` times the price each.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from optimizer.scenario import CurveKind, CurvePoint, Response, Scenario, Seasonality
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class CurveWarning(UserWarning):
+    """A curve was changed to fit the model; the message says how much."""
+
+
+@dataclass(frozen=True)
+class Approximation:
+    """How far the pieces of saturating curves fall below the true curves."""
+
+    pieces: int
+    saturation: float
+    max_error_share: float
+    worst_cell: str | None
+
+    def describe(self) -> str:
+        """The approximation in one sentence."""
+        if self.worst_cell is None:
+            return "no saturating curves: the pieces are exact"
+        return (
+            f"saturating curves use {self.pieces} pieces up to "
+            f"{self.saturation:.0%} of saturation; the largest gap to the true "
+            f"curve is {self.max_error_share:.3%} of max_conversions "
+            f"(cell {self.worst_cell})"
+        )
+
+
+@dataclass(frozen=True)
+class CellCurves:
+    """The pieces of every cell in every month, flat and in canonical order.
+
+    Pieces are grouped by cell-month, ``group = cell * months + month``, and
+    within a group ordered by falling slope.
+    """
+
+    cells: tuple[Response, ...]
+    months: tuple[str, ...]
+    group: IntArray
+    width: FloatArray
+    slope: FloatArray
+    clicks_per_money: FloatArray
+    approximation: Approximation
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Cells by months."""
+        return len(self.cells), len(self.months)
+
+    @property
+    def capacity(self) -> FloatArray:
+        """The most each cell can spend in each month before volume runs out."""
+        return self.per_cell_month(self.width)
+
+    def per_cell_month(self, per_piece: FloatArray) -> FloatArray:
+        """Sum a per-piece quantity into a cells x months array."""
+        total = np.bincount(self.group, weights=per_piece, minlength=math.prod(self.shape))
+        return total.reshape(self.shape)
+
+    def fill(self, spend: FloatArray) -> FloatArray:
+        """How much of each piece a cells x months spend uses, filling in order."""
+        start = self._piece_start()
+        available = spend.reshape(-1)[self.group] - start
+        return np.clip(available, 0.0, self.width)
+
+    def conversions(self, spend: FloatArray) -> FloatArray:
+        """Monthly conversions of each cell at the given spend (cells x months)."""
+        return self.per_cell_month(self.fill(spend) * self.slope)
+
+    def marginal(self, spend: FloatArray, *, tolerance: float = 1e-9) -> FloatArray:
+        """Conversions the next unit of spend buys in each cell-month.
+
+        Zero where the cell's volume is used up. Because slopes fall along the
+        pieces, the first piece with room left has the largest slope of them.
+        """
+        room = self.fill(spend) < self.width * (1 - tolerance)
+        result = np.zeros(math.prod(self.shape))
+        np.maximum.at(result, self.group[room], self.slope[room])
+        return result.reshape(self.shape)
+
+    def _piece_start(self) -> FloatArray:
+        """Spend at which each piece starts within its cell-month."""
+        cumulative = np.cumsum(self.width)
+        group_start = np.zeros(len(self.width), dtype=bool)
+        group_start[0:1] = True
+        group_start[1:] = self.group[1:] != self.group[:-1]
+        first = np.flatnonzero(group_start)
+        offset = np.repeat(cumulative[first] - self.width[first], np.diff(np.r_[first, len(self.width)]))
+        return cumulative - self.width - offset
+
+
+def build_curves(scenario: Scenario) -> CellCurves:
+    """Turn every cell's curve and the seasonality into pieces.
+
+    The scenario must have passed :func:`optimizer.checks.check_scenario`.
+    Cells are ordered by segment id then channel id, so the order of the
+    input rows never changes the model.
+    """
+    cells = tuple(sorted(scenario.responses, key=lambda r: (r.segment_id, r.channel_id)))
+    months = scenario.plan.month_labels
+    volume, cost = seasonal_multipliers(cells, months, scenario.seasonality)
+    points = _points_by_cell(scenario.points)
+
+    groups, widths, slopes = [], [], []
+    for index, cell in enumerate(cells):
+        spend, conversions = base_breakpoints(cell, points.get(cell.cell_id, ()), scenario)
+        base_width = np.diff(spend)
+        base_slope = np.diff(conversions) / base_width
+        for month in range(len(months)):
+            width = base_width * cost[index, month] * volume[index, month]
+            keep = width > 0
+            groups.append(np.full(int(keep.sum()), index * len(months) + month))
+            widths.append(width[keep])
+            slopes.append(base_slope[keep] / cost[index, month])
+
+    clicks = np.array(
+        [
+            [1.0 / (cell.cpc * cost[i, m]) if cell.curve is CurveKind.LINEAR and cell.cpc else np.nan
+             for m in range(len(months))]
+            for i, cell in enumerate(cells)
+        ]
+    ).reshape(len(cells), len(months))
+    curves = CellCurves(
+        cells=cells,
+        months=months,
+        group=np.concatenate(groups).astype(np.int64),
+        width=np.concatenate(widths),
+        slope=np.concatenate(slopes),
+        clicks_per_money=clicks,
+        approximation=_approximation(cells, scenario),
+    )
+    logger.info("built %d curve pieces for %d cells", len(curves.width), len(cells))
+    return curves
+
+
+def base_breakpoints(
+    cell: Response, points: Sequence[CurvePoint], scenario: Scenario
+) -> tuple[FloatArray, FloatArray]:
+    """Spend and conversion breakpoints of a cell's curve, from the origin."""
+    if cell.curve is CurveKind.LINEAR:
+        assert cell.cpc is not None and cell.monthly_clicks is not None
+        assert cell.conversion_rate is not None
+        top = cell.cpc * cell.monthly_clicks
+        if top == 0:
+            return np.zeros(1), np.zeros(1)
+        reachable = cell.conversion_rate * cell.monthly_clicks
+        return np.array([0.0, top]), np.array([0.0, reachable])
+    if cell.curve is CurveKind.SATURATING:
+        assert cell.max_conversions is not None and cell.scale is not None
+        settings = scenario.curves
+        spend = saturating_breakpoints(cell.scale, settings.pieces, settings.saturation)
+        return spend, cell.max_conversions * -np.expm1(-spend / cell.scale)
+    spend = np.array([0.0, *(p.spend for p in points)])
+    conversions = np.array([0.0, *(p.conversions for p in points)])
+    if scenario.curves.concave_hull:
+        return spend, _concave_hull(cell, spend, conversions)
+    return spend, conversions
+
+
+def saturating_breakpoints(scale: float, pieces: int, saturation: float) -> FloatArray:
+    """Breakpoints equally spaced in ``1 - exp(-s / (2 * scale))``.
+
+    The chord error of a piece of width ``h`` is about ``h**2 * |f''| / 8``,
+    and ``|f''|`` is proportional to ``f'``; pieces of width proportional to
+    ``f' ** -0.5`` therefore equalize it, which is this spacing.
+    """
+    end = -scale * math.log1p(-saturation)
+    top = -math.expm1(-end / (2 * scale))
+    fractions = np.linspace(0.0, top, pieces + 1)
+    spend = -2 * scale * np.log1p(-fractions)
+    spend[-1] = end
+    return spend
+
+
+def saturating_chord_error(scale: float, spend: FloatArray) -> float:
+    """Largest gap, as a share of max_conversions, between f and its chords."""
+    f = -np.expm1(-spend / scale)
+    slope = np.diff(f) / np.diff(spend)
+    # On each chord the gap peaks where f'(s) = slope, i.e. s = scale*ln(1/(scale*slope)).
+    peak = np.clip(-scale * np.log(scale * slope), spend[:-1], spend[1:])
+    gap = -np.expm1(-peak / scale) - (f[:-1] + slope * (peak - spend[:-1]))
+    return float(gap.max(initial=0.0))
+
+
+def seasonal_multipliers(
+    cells: Sequence[Response], months: Sequence[str], rows: Sequence[Seasonality]
+) -> tuple[FloatArray, FloatArray]:
+    """Volume and cost multipliers per cell and month; matching rows multiply."""
+    volume = np.ones((len(cells), len(months)))
+    cost = np.ones((len(cells), len(months)))
+    month_index = {label: m for m, label in enumerate(months)}
+    for row in rows:
+        m = month_index[row.month]
+        for i, cell in enumerate(cells):
+            if row.segment_id not in (None, cell.segment_id):
+                continue
+            if row.channel_id not in (None, cell.channel_id):
+                continue
+            volume[i, m] *= row.volume
+            cost[i, m] *= row.cost
+    return volume, cost
+
+
+def _points_by_cell(points: Sequence[CurvePoint]) -> dict[str, list[CurvePoint]]:
+    grouped: dict[str, list[CurvePoint]] = {}
+    for point in points:
+        grouped.setdefault(f"{point.segment_id}/{point.channel_id}", []).append(point)
+    for cell_points in grouped.values():
+        cell_points.sort(key=lambda p: p.spend)
+    return grouped
+
+
+def _concave_hull(cell: Response, spend: FloatArray, conversions: FloatArray) -> FloatArray:
+    """The least concave majorant of the points, at the same spends.
+
+    Warns with how much the hull adds over the given points.
+    """
+    hull = [0]
+    for k in range(1, len(spend)):
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            cross = (spend[b] - spend[a]) * (conversions[k] - conversions[a]) - (
+                conversions[b] - conversions[a]
+            ) * (spend[k] - spend[a])
+            if cross < 0:
+                break
+            hull.pop()
+        hull.append(k)
+    lifted = np.interp(spend, spend[hull], conversions[hull])
+    gain = lifted - conversions
+    worst = int(np.argmax(gain))
+    if gain[worst] > 1e-12:
+        share = gain[worst] / conversions[worst] if conversions[worst] > 0 else math.inf
+        warnings.warn(
+            f"cell {cell.cell_id}: the concave hull adds {gain[worst]:.4g} "
+            f"conversions per month ({share:.1%}) at spend {spend[worst]:.10g}; "
+            "fix the points to keep the curve as measured.",
+            CurveWarning,
+            stacklevel=4,
+        )
+    return lifted
+
+
+def _approximation(cells: Sequence[Response], scenario: Scenario) -> Approximation:
+    settings = scenario.curves
+    worst_cell, worst = None, 0.0
+    for cell in cells:
+        if cell.curve is not CurveKind.SATURATING or cell.scale is None:
+            continue
+        spend = saturating_breakpoints(cell.scale, settings.pieces, settings.saturation)
+        error = saturating_chord_error(cell.scale, spend)
+        if worst_cell is None or error > worst:
+            worst_cell, worst = cell.cell_id, error
+    return Approximation(settings.pieces, settings.saturation, worst, worst_cell)

@@ -1,0 +1,318 @@
+"""The linear program, as arrays: one column per cell x month x curve piece.
+
+::
+
+    maximize    sum_j value_j * slope_j * x_j
+    subject to  0 <= x_j <= width_j                    (a piece's room)
+                sum_j x_j  = budget   (or <= budget)   (the budget row)
+                lower_r <= sum_{j in r} a_rj x_j <= upper_r   (one row per rule bound)
+
+Spend is held in units of ``budget / 1000`` and money-valued objectives in the
+same unit, so the budget row reads 1000 and objective coefficients are return
+multiples whatever the currency or the size of the plan. Every row carries its
+rule, the bound it enforces and a sentence that says it in business words.
+
+The model is solver-neutral; :mod:`optimizer.solve` hands it to HiGHS directly
+and :mod:`optimizer.pulp_model` turns it into a PuLP problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from optimizer.curves import CellCurves
+from optimizer.scenario import ConstraintRule, Objective, Scenario, Scope, SpendRule
+from optimizer.value import value_per_conversion
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: The budget is this many internal money units.
+BUDGET_UNITS = 1000.0
+
+#: Coefficient ranges wider than this are warned about.
+WIDE_RANGE = 1e9
+
+SHARE_BOUNDS = ("min_share", "max_share")
+MONEY_BOUNDS = ("min", "max", "fixed")
+
+
+class ScalingWarning(UserWarning):
+    """The program's numbers span a range that solvers handle badly."""
+
+
+@dataclass(frozen=True)
+class RowInfo:
+    """What one row of the program enforces."""
+
+    name: str
+    label: str
+    bound: str
+    amount: float
+    rule: int | None = None
+
+    @property
+    def is_budget(self) -> bool:
+        """Whether this is the budget row."""
+        return self.rule is None
+
+
+@dataclass(frozen=True)
+class LinearProgram:
+    """A maximization over boxed columns, with rows in CSR form.
+
+    ``entry_row`` repeats each row index once per non-zero, so that ``A @ x``
+    and ``A.T @ y`` are single ``bincount`` calls.
+    """
+
+    objective: FloatArray
+    upper: FloatArray
+    row_start: IntArray
+    col_index: IntArray
+    coef: FloatArray
+    row_lower: FloatArray
+    row_upper: FloatArray
+    rows: tuple[RowInfo, ...]
+    curves: CellCurves
+    money_unit: float
+    value_unit: float
+    entry_row: IntArray = field(repr=False)
+
+    @property
+    def num_cols(self) -> int:
+        """Number of columns (curve pieces)."""
+        return len(self.objective)
+
+    @property
+    def num_rows(self) -> int:
+        """Number of rows (the budget and one per rule bound)."""
+        return len(self.rows)
+
+    def activity(self, x: FloatArray) -> FloatArray:
+        """Row activities ``A @ x``."""
+        weights = self.coef * x[self.col_index]
+        return np.bincount(self.entry_row, weights=weights, minlength=self.num_rows)
+
+    def transpose_times(self, y: FloatArray) -> FloatArray:
+        """``A.T @ y``, one value per column."""
+        weights = self.coef * y[self.entry_row]
+        return np.bincount(self.col_index, weights=weights, minlength=self.num_cols)
+
+    def spend(self, x: FloatArray) -> FloatArray:
+        """Money spent in each cell and month (cells x months) by a solution."""
+        return self.curves.per_cell_month(x * self.money_unit)
+
+    def dollar_value(self, dual: float) -> float:
+        """A row dual as objective value per unit of money."""
+        return dual * self.value_unit / self.money_unit
+
+
+def build_program(scenario: Scenario, curves: CellCurves) -> LinearProgram:
+    """Build the program of a checked scenario from its curves."""
+    money_unit = scenario.budget.total / BUDGET_UNITS
+    value_unit = 1.0 if scenario.objective.maximize is Objective.CONVERSIONS else money_unit
+
+    segments = {segment.segment_id: segment for segment in scenario.segments}
+    cell_segments = [segments[cell.segment_id] for cell in curves.cells]
+    value = value_per_conversion(cell_segments, scenario).reshape(-1)
+    objective = curves.slope * value[curves.group] * money_unit / value_unit
+    upper = curves.width / money_unit
+
+    rows = _RowBuilder(len(upper))
+    _add_budget(rows, scenario)
+    for index, rule in enumerate(scenario.constraints):
+        _add_rule(rows, scenario, curves, index, rule, money_unit)
+
+    program = rows.finish(objective, upper, curves, money_unit, value_unit)
+    _warn_on_wide_ranges(program)
+    logger.info("program has %d columns and %d rows", program.num_cols, program.num_rows)
+    return program
+
+
+def scope_mask(
+    curves: CellCurves, scenario: Scenario, scope: Scope, id_: str | None
+) -> BoolArray:
+    """Which columns a scope (``channel`` ``linkedin``, ``month`` ``2027-03``) covers."""
+    months = curves.months
+    cell_month = curves.group
+    cell, month = cell_month // len(months), cell_month % len(months)
+    if scope is Scope.TOTAL:
+        return np.ones(len(cell_month), dtype=bool)
+    if scope is Scope.MONTH:
+        return month == months.index(str(id_))
+    stages = {s.segment_id: s.stage.value for s in scenario.segments}
+    key = {
+        Scope.CHANNEL: lambda c: c.channel_id,
+        Scope.SEGMENT: lambda c: c.segment_id,
+        Scope.STAGE: lambda c: stages[c.segment_id],
+        Scope.CELL: lambda c: c.cell_id,
+    }[scope]
+    in_scope = np.array([key(c) == id_ for c in curves.cells], dtype=bool)
+    return in_scope[cell]
+
+
+class _RowBuilder:
+    """Collects rows as index and coefficient arrays, then packs them."""
+
+    def __init__(self, num_cols: int) -> None:
+        self.num_cols = num_cols
+        self.columns: list[IntArray] = []
+        self.coefs: list[FloatArray] = []
+        self.lower: list[float] = []
+        self.upper: list[float] = []
+        self.info: list[RowInfo] = []
+        self.names: set[str] = set()
+
+    def add(
+        self,
+        columns: IntArray,
+        coefs: FloatArray,
+        lower: float,
+        upper: float,
+        info: RowInfo,
+    ) -> None:
+        name = info.name
+        suffix = 2
+        while name in self.names:
+            name, suffix = f"{info.name}_{suffix}", suffix + 1
+        self.names.add(name)
+        keep = coefs != 0
+        self.columns.append(columns[keep])
+        self.coefs.append(coefs[keep])
+        self.lower.append(lower)
+        self.upper.append(upper)
+        self.info.append(RowInfo(name, info.label, info.bound, info.amount, info.rule))
+
+    def finish(
+        self,
+        objective: FloatArray,
+        upper: FloatArray,
+        curves: CellCurves,
+        money_unit: float,
+        value_unit: float,
+    ) -> LinearProgram:
+        counts = np.array([len(c) for c in self.columns], dtype=np.int64)
+        return LinearProgram(
+            objective=objective,
+            upper=upper,
+            row_start=np.r_[0, np.cumsum(counts)].astype(np.int64),
+            col_index=np.concatenate(self.columns).astype(np.int64),
+            coef=np.concatenate(self.coefs),
+            row_lower=np.array(self.lower),
+            row_upper=np.array(self.upper),
+            rows=tuple(self.info),
+            curves=curves,
+            money_unit=money_unit,
+            value_unit=value_unit,
+            entry_row=np.repeat(np.arange(len(counts), dtype=np.int64), counts),
+        )
+
+
+def _add_budget(rows: _RowBuilder, scenario: Scenario) -> None:
+    budget = scenario.budget
+    exact = budget.spend is SpendRule.EXACT
+    words = "spend exactly" if exact else "spend at most"
+    currency = scenario.plan.currency
+    rows.add(
+        np.arange(rows.num_cols),
+        np.ones(rows.num_cols),
+        BUDGET_UNITS if exact else -np.inf,
+        BUDGET_UNITS,
+        RowInfo(
+            name="budget",
+            label=f"budget: {words} {budget.total:,.2f} {currency}",
+            bound="fixed" if exact else "max",
+            amount=budget.total,
+        ),
+    )
+
+
+def _add_rule(
+    rows: _RowBuilder,
+    scenario: Scenario,
+    curves: CellCurves,
+    index: int,
+    rule: ConstraintRule,
+    money_unit: float,
+) -> None:
+    mask = scope_mask(curves, scenario, rule.scope, rule.id)
+    inside = np.flatnonzero(mask)
+    exact = scenario.budget.spend is SpendRule.EXACT
+    currency = scenario.plan.currency
+    base = _machine_name(f"{rule.scope}_{rule.id or 'all'}")
+
+    for bound in (*MONEY_BOUNDS, *SHARE_BOUNDS):
+        amount = getattr(rule, bound)
+        if amount is None:
+            continue
+        info = RowInfo(
+            name=f"{bound}_{base}",
+            label=_rule_label(rule, bound, amount, currency),
+            bound=bound,
+            amount=amount,
+            rule=index,
+        )
+        low_side = bound in ("min", "fixed", "min_share")
+        high_side = bound in ("max", "fixed", "max_share")
+        if bound in MONEY_BOUNDS or exact:
+            level = amount / money_unit if bound in MONEY_BOUNDS else amount * BUDGET_UNITS
+            columns, coefs = inside, np.ones(len(inside))
+        else:
+            # spend(scope) - share * spend(all) compared with zero
+            level = 0.0
+            columns = np.arange(rows.num_cols)
+            coefs = mask.astype(float) - amount
+        rows.add(
+            columns,
+            coefs,
+            level if low_side else -np.inf,
+            level if high_side else np.inf,
+            info,
+        )
+
+
+def _rule_label(rule: ConstraintRule, bound: str, amount: float, currency: str) -> str:
+    words = {
+        "min": "at least",
+        "max": "at most",
+        "fixed": "exactly",
+        "min_share": "at least",
+        "max_share": "at most",
+    }[bound]
+    if bound in SHARE_BOUNDS:
+        return f"{rule.label}: {words} {amount:.2%} of total spend"
+    return f"{rule.label}: {words} {amount:,.2f} {currency}"
+
+
+def _machine_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+
+
+def _warn_on_wide_ranges(program: LinearProgram) -> None:
+    for what, values in (
+        ("objective coefficients", program.objective),
+        ("column bounds", program.upper),
+        ("row coefficients", program.coef),
+    ):
+        magnitude = np.abs(values[values != 0])
+        if len(magnitude) == 0:
+            continue
+        spread = magnitude.max() / magnitude.min()
+        if spread > WIDE_RANGE:
+            warnings.warn(
+                f"the program's {what} range from {magnitude.min():.3g} to "
+                f"{magnitude.max():.3g} (a ratio of {spread:.2g}); solvers lose "
+                "precision past about 1e9, and HiGHS drops matrix entries below "
+                "1e-9. Check the curves' units, or drop cells too small to matter.",
+                ScalingWarning,
+                stacklevel=3,
+            )

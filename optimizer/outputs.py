@@ -1,0 +1,213 @@
+"""Writing a plan to files a spreadsheet or a script can read.
+
+* ``allocation.csv``: one row per segment x channel x month.
+* ``constraints.csv``: every rule of the program with its activity and
+  shadow price.
+* ``summary.json``: status, objective, totals, shadow prices, the check,
+  solver and package versions, and the SHA-256 of every input file.
+
+The same inputs give the same bytes: no timestamps or timings are written,
+numbers have fixed formats and keys a fixed order. Files are written into a
+temporary folder beside the destination, which replaces the destination only
+once everything is written, so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from optimizer.plan import Plan
+
+PACKAGES = ("paid-media-optimizer", "pulp", "highspy", "numpy", "pandas", "pydantic")
+
+#: Decimal places per allocation column; other columns are written as text.
+DECIMALS = {
+    "spend": 2,
+    "clicks": 2,
+    "conversions": 4,
+    "opportunities": 4,
+    "pipeline": 2,
+    "bookings_in_horizon": 2,
+    "cpa": 2,
+    "roi": 4,
+    "marginal_roi": 4,
+}
+
+
+@contextmanager
+def staged_folder(destination: Path) -> Iterator[Path]:
+    """A temporary folder that replaces ``destination`` when the block succeeds.
+
+    On an exception the temporary folder is removed and ``destination`` is
+    left as it was.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _replace(staging, destination)
+
+
+def _replace(staging: Path, destination: Path) -> None:
+    if not destination.exists():
+        os.replace(staging, destination)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent))
+    os.replace(destination, retired / destination.name)
+    os.replace(staging, destination)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def write_plan(plan: Plan, destination: str | Path) -> Path:
+    """Write a plan's files into ``destination`` (a folder), all or nothing."""
+    destination = Path(destination)
+    with staged_folder(destination) as folder:
+        write_csv(allocation_frame(plan), folder / "allocation.csv")
+        write_csv(constraints_frame(plan), folder / "constraints.csv")
+        write_json(summary_record(plan), folder / "summary.json")
+    return destination
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """A CSV with Unix line ends and no index."""
+    frame.to_csv(path, index=False, lineterminator="\n")
+
+
+def write_json(record: dict[str, Any], path: Path) -> None:
+    """Indented JSON with a final newline."""
+    path.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def allocation_frame(plan: Plan) -> pd.DataFrame:
+    """The allocation with every number as fixed-format text."""
+    frame = plan.allocation.drop(columns=["cell"]).copy()
+    cents = plan.spend_cents
+    frame["spend"] = [f"{c // 100}.{c % 100:02d}" for c in cents.tolist()]
+    for column, places in DECIMALS.items():
+        if column != "spend":
+            frame[column] = _fixed(frame[column], places)
+    return frame
+
+
+def constraints_frame(plan: Plan) -> pd.DataFrame:
+    """Every row of the program, in business terms."""
+    objective = plan.scenario.objective.maximize
+    return pd.DataFrame(
+        {
+            "name": [c.name for c in plan.constraints],
+            "rule": [c.label for c in plan.constraints],
+            "activity": [f"{c.activity:.2f}" for c in plan.constraints],
+            "binding": [str(c.binding).lower() for c in plan.constraints],
+            "shadow_price": [f"{c.shadow_price:.6f}" for c in plan.constraints],
+            "meaning": [c.explain(objective) if c.binding else "" for c in plan.constraints],
+        }
+    )
+
+
+def summary_record(plan: Plan) -> dict[str, Any]:
+    """Everything finance and scripts read about a plan, JSON-ready."""
+    scenario = plan.scenario
+    objective = scenario.objective.maximize
+    return {
+        "scenario": {
+            "name": scenario.plan.name,
+            "file": scenario.source.name if scenario.source else None,
+            "start": scenario.plan.start,
+            "months": scenario.plan.months,
+            "currency": scenario.plan.currency,
+        },
+        "status": "optimal",
+        "objective": {
+            "maximize": objective.value,
+            "value": _round(plan.objective_value, 2),
+            "solver_value": _round(plan.solver_objective, 2),
+        },
+        "budget": {
+            "total": _round(scenario.budget.total, 2),
+            "spend_rule": scenario.budget.spend.value,
+            "spent": plan.total_spend,
+            "shadow_price": _round(plan.budget_shadow_price, 6),
+            "meaning": plan.constraints[0].explain(objective),
+        },
+        "totals": {
+            "overall": _record(plan.overall()),
+            "by_stage": _table(plan.totals("stage")),
+            "by_channel": _table(plan.totals("channel")),
+            "by_month": _table(plan.totals("month")),
+            "by_segment": _table(plan.totals("segment")),
+        },
+        "binding_constraints": [
+            {
+                "name": c.name,
+                "rule": c.label,
+                "shadow_price": _round(c.shadow_price, 6),
+                "meaning": c.explain(objective),
+            }
+            for c in plan.binding_constraints
+            if c.name != "budget"
+        ],
+        "verification": {
+            key: _round(value, 12) if isinstance(value, float) else value
+            for key, value in plan.verification.as_dict().items()
+        },
+        "curves": {
+            "approximation": plan.approximation.describe(),
+            "max_error_share": _round(plan.approximation.max_error_share, 9),
+        },
+        "solver": plan.solver.as_dict(),
+        "packages": {"python": platform.python_version(), **_versions()},
+        "inputs": {name: digest for name, digest in scenario.input_hashes},
+    }
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _table(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    return {str(key): _record(row) for key, row in frame.iterrows()}
+
+
+def _record(row: Any) -> dict[str, float | None]:
+    places = {"spend": 2, "cpa": 2, "roi": 4}
+    return {
+        str(key): _round(float(value), places.get(str(key), 4))
+        for key, value in dict(row).items()
+    }
+
+
+def _round(value: float, places: int) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    rounded = round(value, places)
+    return 0.0 if rounded == 0 else rounded
+
+
+def _fixed(values: pd.Series, places: int) -> list[str]:
+    """Fixed decimals; empty for NaN; never a negative zero."""
+    return [
+        f"{round(v, places) + 0.0:.{places}f}" if math.isfinite(v) else ""
+        for v in values.astype(float).tolist()
+    ]

@@ -1,0 +1,285 @@
+"""The plan: a verified optimum turned into money, metrics and reasons.
+
+Spend is rounded to cents by the largest-remainder method, so that the cents
+of the cells add up exactly to the spend total (the budget, when it must be
+spent exactly); every total by month, channel, segment and stage is a sum of
+those cents and reconciles by construction. All metrics are computed from the
+rounded spend on the same piecewise curves the program used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from optimizer.checks import rule_range
+from optimizer.curves import Approximation
+from optimizer.rounding import CentLimit, round_to_cents
+from optimizer.errors import VerificationError
+from optimizer.model import LinearProgram, scope_mask
+from optimizer.scenario import TAG_FIELDS, Objective, Scenario, SpendRule
+from optimizer.solve import SolverInfo, SolverRun
+from optimizer.value import close_probability, value_per_conversion
+from optimizer.verify import Verification
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Row duals smaller than this (objective per unit of money) count as zero.
+DUAL_TOLERANCE = 1e-9
+
+METRICS = ("spend", "clicks", "conversions", "opportunities", "pipeline", "bookings_in_horizon")
+GROUPINGS = {
+    "stage": "stage",
+    "channel": "channel_id",
+    "segment": "segment_id",
+    "month": "month",
+    "cell": "cell",
+}
+
+
+@dataclass(frozen=True)
+class ConstraintReport:
+    """One row of the program after the solve, in business terms."""
+
+    name: str
+    label: str
+    bound: str
+    amount: float
+    activity: float
+    shadow_price: float
+
+    @property
+    def binding(self) -> bool:
+        """Whether relaxing this row would change the objective."""
+        return abs(self.shadow_price) > DUAL_TOLERANCE
+
+    def explain(self, objective: Objective) -> str:
+        """The shadow price in words."""
+        worth = f"{abs(self.shadow_price):,.4g} of {objective.value.replace('_', ' ')}"
+        if self.name == "budget":
+            return f"one more dollar of budget is worth {worth}"
+        if self.shadow_price > 0:
+            return f"raising this limit by one dollar is worth {worth}"
+        return f"lowering this requirement by one dollar is worth {worth}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A verified, rounded allocation and everything reported about it.
+
+    ``allocation`` has one row per cell and month, ordered by segment,
+    channel and month; ``spend_cents`` is its spend as whole cents.
+    """
+
+    scenario: Scenario
+    allocation: pd.DataFrame
+    spend_cents: IntArray
+    objective_value: float
+    solver_objective: float
+    budget_shadow_price: float
+    constraints: tuple[ConstraintReport, ...]
+    verification: Verification
+    solver: SolverInfo
+    approximation: Approximation
+
+    @property
+    def total_spend(self) -> float:
+        """All spend of the plan, from its cents."""
+        return int(self.spend_cents.sum()) / 100
+
+    @property
+    def binding_constraints(self) -> tuple[ConstraintReport, ...]:
+        """Rows whose shadow price is not zero."""
+        return tuple(c for c in self.constraints if c.binding)
+
+    def totals(self, by: str) -> pd.DataFrame:
+        """Metrics summed by ``stage``, ``channel``, ``segment``, ``month`` or ``cell``.
+
+        Spend is summed in cents, so the totals reconcile with the plan exactly.
+        """
+        if by not in GROUPINGS:
+            raise ValueError(f"by={by!r}; expected one of {', '.join(GROUPINGS)}")
+        return summarize(self.allocation, self.spend_cents, GROUPINGS[by], self._value)
+
+    def overall(self) -> dict[str, float]:
+        """The plan's totals in one record."""
+        table = summarize(
+            self.allocation.assign(all="all"), self.spend_cents, "all", self._value
+        )
+        return {key: float(value) for key, value in table.iloc[0].items()}
+
+    @property
+    def _value(self) -> str:
+        return self.scenario.objective.maximize.value
+
+
+def build_plan(
+    scenario: Scenario,
+    program: LinearProgram,
+    run: SolverRun,
+    verification: Verification,
+) -> Plan:
+    """Turn a verified solve into a plan."""
+    assert run.x is not None and run.row_dual is not None and run.objective is not None
+    exact_spend = program.spend(run.x)
+    target = _target_cents(scenario, exact_spend)
+    cents = round_to_cents(exact_spend, target, _cent_limits(scenario, program, target))
+    allocation = allocation_table(scenario, program, cents, exact_spend)
+    _check_rounded(scenario, program, cents)
+
+    objective = scenario.objective.maximize.value
+    return Plan(
+        scenario=scenario,
+        allocation=allocation,
+        spend_cents=cents.reshape(-1),
+        objective_value=float(allocation[objective].sum()),
+        solver_objective=run.objective * program.value_unit,
+        budget_shadow_price=program.dollar_value(float(run.row_dual[0])),
+        constraints=constraint_reports(program, run),
+        verification=verification,
+        solver=run.solver,
+        approximation=program.curves.approximation,
+    )
+
+
+def _cent_limits(
+    scenario: Scenario, program: LinearProgram, target: int
+) -> list[CentLimit]:
+    """Each rule's bounds in cents over the cell-months of its scope."""
+    curves = program.curves
+    total = target / 100
+    limits = []
+    for rule in scenario.constraints:
+        inside = np.zeros(curves.shape[0] * curves.shape[1], dtype=bool)
+        inside[curves.group[scope_mask(curves, scenario, rule.scope, rule.id)]] = True
+        low, high = rule_range(rule, min_share_base=total, max_share_base=total)
+        limits.append(
+            CentLimit(
+                inside=inside,
+                low=math.ceil(round(low * 100, 6)),
+                high=None if math.isinf(high) else math.floor(round(high * 100, 6)),
+            )
+        )
+    return limits
+
+
+def _target_cents(scenario: Scenario, spend: FloatArray) -> int:
+    if scenario.budget.spend is SpendRule.EXACT:
+        return round(scenario.budget.total * 100)
+    return round(float(np.maximum(spend, 0.0).sum()) * 100)
+
+
+def allocation_table(
+    scenario: Scenario,
+    program: LinearProgram,
+    cents: IntArray,
+    exact_spend: FloatArray,
+) -> pd.DataFrame:
+    """One row per cell and month with spend and every metric of the plan."""
+    curves = program.curves
+    segments = {s.segment_id: s for s in scenario.segments}
+    cell_segments = [segments[cell.segment_id] for cell in curves.cells]
+    spend = cents / 100
+
+    conversions = curves.conversions(spend)
+    opportunity_rate = np.array([s.opportunity_rate for s in cell_segments])[:, None]
+    deal_size = np.array([s.deal_size for s in cell_segments])[:, None]
+    win_rate = np.array([s.win_rate for s in cell_segments])[:, None]
+    opportunities = conversions * opportunity_rate
+    pipeline = opportunities * deal_size
+    bookings = pipeline * win_rate * close_probability(cell_segments, scenario)
+    marginal = curves.marginal(exact_spend) * value_per_conversion(cell_segments, scenario)
+
+    cells, months = curves.shape
+    value = {"pipeline": pipeline, "bookings_in_horizon": bookings, "conversions": conversions}
+    objective = value[scenario.objective.maximize.value]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cpa = np.where(conversions > 0, spend / conversions, np.nan)
+        roi = np.where(spend > 0, objective / spend, np.nan)
+
+    table = pd.DataFrame(
+        {
+            "segment_id": np.repeat([c.segment_id for c in curves.cells], months),
+            "channel_id": np.repeat([c.channel_id for c in curves.cells], months),
+            "cell": np.repeat([c.cell_id for c in curves.cells], months),
+            "month": np.tile(list(curves.months), cells),
+            "stage": np.repeat([s.stage.value for s in cell_segments], months),
+            **{
+                tag: np.repeat([getattr(s, tag) or "" for s in cell_segments], months)
+                for tag in TAG_FIELDS
+            },
+            "curve": np.repeat([c.curve.value for c in curves.cells], months),
+            "spend": spend.reshape(-1),
+            "clicks": (spend * curves.clicks_per_money).reshape(-1),
+            "conversions": conversions.reshape(-1),
+            "opportunities": opportunities.reshape(-1),
+            "pipeline": pipeline.reshape(-1),
+            "bookings_in_horizon": bookings.reshape(-1),
+            "cpa": cpa.reshape(-1),
+            "roi": roi.reshape(-1),
+            "marginal_roi": marginal.reshape(-1),
+        }
+    )
+    return table
+
+
+def summarize(
+    allocation: pd.DataFrame, cents: IntArray, key: str, objective: str
+) -> pd.DataFrame:
+    """Metrics of an allocation summed by one column, spend summed in cents."""
+    sums = allocation.groupby(key, sort=True)[list(METRICS[1:])].sum(min_count=0)
+    spend_cents = pd.Series(cents, index=allocation.index).groupby(allocation[key]).sum()
+    sums.insert(0, "spend", spend_cents.reindex(sums.index).to_numpy() / 100)
+    spend = sums["spend"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sums["cpa"] = np.where(sums["conversions"] > 0, spend / sums["conversions"], np.nan)
+        sums["roi"] = np.where(spend > 0, sums[objective] / spend, np.nan)
+    return sums
+
+
+def constraint_reports(program: LinearProgram, run: SolverRun) -> tuple[ConstraintReport, ...]:
+    """Every row with its activity in money and its shadow price per dollar."""
+    assert run.x is not None and run.row_dual is not None
+    activity = program.activity(run.x) * program.money_unit
+    reports = []
+    for r, row in enumerate(program.rows):
+        price = program.dollar_value(float(run.row_dual[r]))
+        reports.append(
+            ConstraintReport(
+                name=row.name,
+                label=row.label,
+                bound=row.bound,
+                amount=row.amount,
+                activity=float(activity[r]),
+                shadow_price=price if abs(price) > DUAL_TOLERANCE else 0.0,
+            )
+        )
+    return tuple(reports)
+
+
+def _check_rounded(scenario: Scenario, program: LinearProgram, cents: IntArray) -> None:
+    """The rounded plan must still keep every rule, give or take its cents."""
+    cents = cents.reshape(-1)
+    total = int(cents.sum()) / 100
+    problems = []
+    exact = scenario.budget.spend is SpendRule.EXACT
+    if exact and int(cents.sum()) != round(scenario.budget.total * 100):
+        problems.append("the rounded spend does not add up to the budget")
+    for index, rule in enumerate(scenario.constraints):
+        groups = np.unique(program.curves.group[scope_mask(program.curves, scenario, rule.scope, rule.id)])
+        held = int(cents[groups].sum()) / 100
+        slack = 0.01 * len(groups) + 1e-7 * scenario.budget.total
+        low, high = rule_range(rule, min_share_base=total, max_share_base=total)
+        if held < low - slack or held > high + slack:
+            problems.append(
+                f"rule {index + 1} ({rule.label}) holds {held:,.2f} after rounding, "
+                f"outside {low:,.2f} to {high:,.2f}"
+            )
+    if problems:
+        raise VerificationError(
+            "The plan failed its check after rounding to cents: " + "; ".join(problems)
+        )

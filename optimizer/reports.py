@@ -1,0 +1,56 @@
+"""Plans as text for people: pure functions of a plan, no printing."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from optimizer.plan import Plan
+
+STAGE_ORDER = ("research", "evaluation", "decision")
+
+
+def spend_by_stage_and_channel(plan: Plan) -> pd.DataFrame:
+    """Spend in whole currency units, stages x channels, with totals.
+
+    Summed from the plan's cents, so the totals equal the plan's.
+    """
+    frame = plan.allocation[["stage", "channel_id"]].assign(cents=plan.spend_cents)
+    table = frame.pivot_table(
+        index="stage", columns="channel_id", values="cents", aggfunc="sum", fill_value=0
+    )
+    table = table.reindex([s for s in STAGE_ORDER if s in table.index])
+    table["total"] = table.sum(axis=1)
+    table.loc["total"] = table.sum(axis=0)
+    return table / 100
+
+
+def console_summary(plan: Plan) -> str:
+    """A compact summary: the objective, spend by stage and channel, the check."""
+    scenario = plan.scenario
+    currency = scenario.plan.currency
+    objective = scenario.objective.maximize.value.replace("_", " ")
+    overall = plan.overall()
+    table = spend_by_stage_and_channel(plan).map(lambda v: f"{v:,.0f}")
+    table.index.name = f"spend ({currency})"
+    table.columns.name = None
+
+    lines = [
+        f"{scenario.plan.name or scenario.source or 'scenario'}: "
+        f"{scenario.plan.months} months from {scenario.plan.start}",
+        f"maximize {objective}: {plan.objective_value:,.2f}",
+        f"spend {plan.total_spend:,.2f} {currency} of {scenario.budget.total:,.2f} "
+        f"({scenario.budget.spend.value}); one more dollar is worth "
+        f"{plan.budget_shadow_price:,.4g} of {objective}",
+        f"conversions {overall['conversions']:,.1f}, opportunities "
+        f"{overall['opportunities']:,.1f}, pipeline {overall['pipeline']:,.0f}, "
+        f"bookings in horizon {overall['bookings_in_horizon']:,.0f} {currency}",
+        "",
+        table.to_string(),
+        "",
+    ]
+    binding = [c for c in plan.binding_constraints if c.name != "budget"]
+    if binding:
+        lines.append("binding rules:")
+        lines += [f"  {c.label}: {c.explain(scenario.objective.maximize)}" for c in binding]
+    lines.append(f"check: {plan.verification.describe()} ({plan.solver.name})")
+    return "\n".join(lines) + "\n"
