@@ -95,7 +95,9 @@ def _points(scenario: Scenario) -> list[str]:
     for point in scenario.points:
         cell = f"{point.segment_id}/{point.channel_id}"
         if curves.get(cell) is not CurveKind.POINTS:
-            kind = "no response row" if cell not in curves else f"a {curves[cell]} curve"
+            kind = (
+                "no response row" if cell not in curves else f"a {curves[cell]} curve"
+            )
             problems.append(
                 f"{where(point, f'a point of {cell}')}: cell {cell} has {kind}; "
                 "expected points only for cells whose curve is 'points'."
@@ -193,7 +195,12 @@ def _rule(scenario: Scenario, index: int, rule: ConstraintRule) -> list[str]:
             f"{at}, field 'id': got {rule.id!r}; expected a {rule.scope} of the "
             f"scenario ({sample})."
         )
-    pairs = [("min", "max"), ("min_share", "max_share"), ("min", "fixed"), ("fixed", "max")]
+    pairs = [
+        ("min", "max"),
+        ("min_share", "max_share"),
+        ("min", "fixed"),
+        ("fixed", "max"),
+    ]
     for low, high in pairs:
         a, b = getattr(rule, low), getattr(rule, high)
         if a is not None and b is not None and a > b:
@@ -286,8 +293,10 @@ def _absorption(scenario: Scenario, capacity, money) -> list[str]:  # type: igno
             for id_ in sorted(ids, key=str)
         )
         if absorbable < budget * (1 - 1e-9):
-            limit = "reachable volume" if scope is Scope.TOTAL else (
-                f"{scope} maximums and reachable volume"
+            limit = (
+                "reachable volume"
+                if scope is Scope.TOTAL
+                else (f"{scope} maximums and reachable volume")
             )
             problems.append(
                 f"the exact budget of {money(budget)} cannot all be spent: the "

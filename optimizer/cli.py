@@ -20,7 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from optimizer.curves import build_curves
+from optimizer.diagnosis import arithmetic_conflicts
 from optimizer.errors import InfeasibleScenarioError, ScenarioError, SolverError
+from optimizer.model import build_program
+from optimizer.outputs import write_plan
+from optimizer.planner import optimize
+from optimizer.pulp_model import write_model
+from optimizer.reading import load_scenario
+from optimizer.reports import console_summary
+from optimizer.scenario import Scenario
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -73,18 +82,27 @@ def _parser() -> argparse.ArgumentParser:
         help="solve a scenario and write its plan",
         description="Solve a scenario, verify the optimum and write "
         "allocation.csv, constraints.csv and summary.json into --out.",
-        epilog="example:\n  optimizer run scenarios/demo_pipeline.toml --out out/demo\n\n"
+        epilog="example:\n"
+        "  optimizer run scenarios/demo_pipeline.toml --out out/demo\n\n"
         + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("scenario", type=Path, help="the scenario's TOML file")
-    run.add_argument("--out", type=Path, required=True, help="folder for the plan's files")
-    run.add_argument("--solver", choices=["highs", "cbc"], help="override [solver] name")
-    run.add_argument("--time-limit", type=float, help="override [solver] time_limit (s)")
+    run.add_argument(
+        "--out", type=Path, required=True, help="folder for the plan's files"
+    )
+    run.add_argument(
+        "--solver", choices=["highs", "cbc"], help="override [solver] name"
+    )
+    run.add_argument(
+        "--time-limit", type=float, help="override [solver] time_limit (s)"
+    )
     run.add_argument(
         "--write-model", type=Path, help="also write the program as an .lp or .mps file"
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing on success"
+    )
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser(
@@ -102,11 +120,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(arguments: argparse.Namespace, out: TextIO) -> int:
-    from optimizer.outputs import write_plan
-    from optimizer.planner import optimize
-    from optimizer.reading import load_scenario
-    from optimizer.reports import console_summary
-
     scenario = load_scenario(arguments.scenario)
     plan = optimize(scenario, solver=arguments.solver, time_limit=arguments.time_limit)
     folder = write_plan(plan, arguments.out)
@@ -118,20 +131,12 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _write_model(scenario, path: Path) -> None:  # type: ignore[no-untyped-def]
-    from optimizer.curves import build_curves
-    from optimizer.model import build_program
-    from optimizer.pulp_model import write_model
+def _write_model(scenario: Scenario, path: Path) -> None:
 
     write_model(build_program(scenario, build_curves(scenario)), path)
 
 
 def _validate(arguments: argparse.Namespace, out: TextIO) -> int:
-    from optimizer.curves import build_curves
-    from optimizer.diagnosis import arithmetic_conflicts
-    from optimizer.model import build_program
-    from optimizer.reading import load_scenario
-
     scenario = load_scenario(arguments.scenario)
     program = build_program(scenario, build_curves(scenario))
     conflicts = arithmetic_conflicts(scenario, program)
@@ -153,7 +158,7 @@ def _configure_output(*, verbose: bool) -> None:
         stream=sys.stderr,
     )
 
-    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    def show(message: Warning | str, *_: object, **__: object) -> None:
         sys.stderr.write(f"warning: {message}\n")
 
     warnings.showwarning = show

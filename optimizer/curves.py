@@ -91,7 +91,9 @@ class CellCurves:
 
     def per_cell_month(self, per_piece: FloatArray) -> FloatArray:
         """Sum a per-piece quantity into a cells x months array."""
-        total = np.bincount(self.group, weights=per_piece, minlength=math.prod(self.shape))
+        total = np.bincount(
+            self.group, weights=per_piece, minlength=math.prod(self.shape)
+        )
         return total.reshape(self.shape)
 
     def fill(self, spend: FloatArray) -> FloatArray:
@@ -122,7 +124,10 @@ class CellCurves:
         group_start[0:1] = True
         group_start[1:] = self.group[1:] != self.group[:-1]
         first = np.flatnonzero(group_start)
-        offset = np.repeat(cumulative[first] - self.width[first], np.diff(np.r_[first, len(self.width)]))
+        offset = np.repeat(
+            cumulative[first] - self.width[first],
+            np.diff(np.r_[first, len(self.width)]),
+        )
         return cumulative - self.width - offset
 
 
@@ -133,14 +138,18 @@ def build_curves(scenario: Scenario) -> CellCurves:
     Cells are ordered by segment id then channel id, so the order of the
     input rows never changes the model.
     """
-    cells = tuple(sorted(scenario.responses, key=lambda r: (r.segment_id, r.channel_id)))
+    cells = tuple(
+        sorted(scenario.responses, key=lambda r: (r.segment_id, r.channel_id))
+    )
     months = scenario.plan.month_labels
     volume, cost = seasonal_multipliers(cells, months, scenario.seasonality)
     points = _points_by_cell(scenario.points)
 
     groups, widths, slopes = [], [], []
     for index, cell in enumerate(cells):
-        spend, conversions = base_breakpoints(cell, points.get(cell.cell_id, ()), scenario)
+        spend, conversions = base_breakpoints(
+            cell, points.get(cell.cell_id, ()), scenario
+        )
         base_width = np.diff(spend)
         base_slope = np.diff(conversions) / base_width
         for month in range(len(months)):
@@ -152,8 +161,12 @@ def build_curves(scenario: Scenario) -> CellCurves:
 
     clicks = np.array(
         [
-            [1.0 / (cell.cpc * cost[i, m]) if cell.curve is CurveKind.LINEAR and cell.cpc else np.nan
-             for m in range(len(months))]
+            [
+                1.0 / (cell.cpc * cost[i, m])
+                if cell.curve is CurveKind.LINEAR and cell.cpc
+                else np.nan
+                for m in range(len(months))
+            ]
             for i, cell in enumerate(cells)
         ]
     ).reshape(len(cells), len(months))
@@ -213,7 +226,8 @@ def saturating_chord_error(scale: float, spend: FloatArray) -> float:
     """Largest gap, as a share of max_conversions, between f and its chords."""
     f = -np.expm1(-spend / scale)
     slope = np.diff(f) / np.diff(spend)
-    # On each chord the gap peaks where f'(s) = slope, i.e. s = scale*ln(1/(scale*slope)).
+    # The gap to a chord peaks where f'(s) equals its slope:
+    # s = scale * ln(1 / (scale * slope)).
     peak = np.clip(-scale * np.log(scale * slope), spend[:-1], spend[1:])
     gap = -np.expm1(-peak / scale) - (f[:-1] + slope * (peak - spend[:-1]))
     return float(gap.max(initial=0.0))
@@ -247,7 +261,9 @@ def _points_by_cell(points: Sequence[CurvePoint]) -> dict[str, list[CurvePoint]]
     return grouped
 
 
-def _concave_hull(cell: Response, spend: FloatArray, conversions: FloatArray) -> FloatArray:
+def _concave_hull(
+    cell: Response, spend: FloatArray, conversions: FloatArray
+) -> FloatArray:
     """The least concave majorant of the points, at the same spends.
 
     Warns with how much the hull adds over the given points.

@@ -9,6 +9,7 @@ the least total bending shows which rules conflict and by how much.
 
 from __future__ import annotations
 
+import highspy
 import numpy as np
 
 from optimizer.checks import feasibility_problems
@@ -53,15 +54,15 @@ def elastic_conflicts(program: LinearProgram, currency: str) -> list[str]:
     return reasons
 
 
-def _elastic_lp(program: LinearProgram):  # type: ignore[no-untyped-def]
+def _elastic_lp(program: LinearProgram) -> highspy.HighsLp:
     """Minimize total slack; two slack columns per row, below and above."""
-    import highspy
-
     n, m = program.num_cols, program.num_rows
     rows = np.repeat(np.arange(m), 2)
     signs = np.tile([1.0, -1.0], m)
     finite = np.where(
-        signs > 0, np.isfinite(program.row_lower[rows]), np.isfinite(program.row_upper[rows])
+        signs > 0,
+        np.isfinite(program.row_lower[rows]),
+        np.isfinite(program.row_upper[rows]),
     )
 
     lp = highspy.HighsLp()

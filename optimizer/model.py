@@ -119,7 +119,9 @@ class LinearProgram:
 def build_program(scenario: Scenario, curves: CellCurves) -> LinearProgram:
     """Build the program of a checked scenario from its curves."""
     money_unit = scenario.budget.total / BUDGET_UNITS
-    value_unit = 1.0 if scenario.objective.maximize is Objective.CONVERSIONS else money_unit
+    value_unit = (
+        1.0 if scenario.objective.maximize is Objective.CONVERSIONS else money_unit
+    )
 
     segments = {segment.segment_id: segment for segment in scenario.segments}
     cell_segments = [segments[cell.segment_id] for cell in curves.cells]
@@ -130,18 +132,27 @@ def build_program(scenario: Scenario, curves: CellCurves) -> LinearProgram:
     rows = _RowBuilder(len(upper))
     _add_budget(rows, scenario)
     for index, rule in enumerate(scenario.constraints):
-        _add_rule(rows, scenario, curves, index, rule, money_unit)
+        _add_rule(
+            rows,
+            scenario=scenario,
+            curves=curves,
+            index=index,
+            rule=rule,
+            money_unit=money_unit,
+        )
 
     program = rows.finish(objective, upper, curves, money_unit, value_unit)
     _warn_on_wide_ranges(program)
-    logger.info("program has %d columns and %d rows", program.num_cols, program.num_rows)
+    logger.info(
+        "program has %d columns and %d rows", program.num_cols, program.num_rows
+    )
     return program
 
 
 def scope_mask(
     curves: CellCurves, scenario: Scenario, scope: Scope, id_: str | None
 ) -> BoolArray:
-    """Which columns a scope (``channel`` ``linkedin``, ``month`` ``2027-03``) covers."""
+    """Which columns a scope covers, such as channel ``linkedin``."""
     months = curves.months
     cell_month = curves.group
     cell, month = cell_month // len(months), cell_month % len(months)
@@ -238,6 +249,7 @@ def _add_budget(rows: _RowBuilder, scenario: Scenario) -> None:
 
 def _add_rule(
     rows: _RowBuilder,
+    *,
     scenario: Scenario,
     curves: CellCurves,
     index: int,
@@ -264,7 +276,9 @@ def _add_rule(
         low_side = bound in ("min", "fixed", "min_share")
         high_side = bound in ("max", "fixed", "max_share")
         if bound in MONEY_BOUNDS or exact:
-            level = amount / money_unit if bound in MONEY_BOUNDS else amount * BUDGET_UNITS
+            level = (
+                amount / money_unit if bound in MONEY_BOUNDS else amount * BUDGET_UNITS
+            )
             columns, coefs = inside, np.ones(len(inside))
         else:
             # spend(scope) - share * spend(all) compared with zero

@@ -55,7 +55,9 @@ def staged_folder(destination: Path) -> Iterator[Path]:
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent)
+    )
     try:
         yield staging
     except BaseException:
@@ -68,7 +70,9 @@ def _replace(staging: Path, destination: Path) -> None:
     if not destination.exists():
         os.replace(staging, destination)
         return
-    retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent))
+    retired = Path(
+        tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent)
+    )
     os.replace(destination, retired / destination.name)
     os.replace(staging, destination)
     shutil.rmtree(retired, ignore_errors=True)
@@ -91,7 +95,9 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 def write_json(record: dict[str, Any], path: Path) -> None:
     """Indented JSON with a final newline."""
-    path.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
 
 
 def allocation_frame(plan: Plan) -> pd.DataFrame:
@@ -115,7 +121,9 @@ def constraints_frame(plan: Plan) -> pd.DataFrame:
             "activity": [f"{c.activity:.2f}" for c in plan.constraints],
             "binding": [str(c.binding).lower() for c in plan.constraints],
             "shadow_price": [f"{c.shadow_price:.6f}" for c in plan.constraints],
-            "meaning": [c.explain(objective) if c.binding else "" for c in plan.constraints],
+            "meaning": [
+                c.explain(objective) if c.binding else "" for c in plan.constraints
+            ],
         }
     )
 

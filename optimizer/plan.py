@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from optimizer.checks import rule_range
 from optimizer.curves import Approximation
-from optimizer.rounding import CentLimit, round_to_cents
 from optimizer.errors import VerificationError
 from optimizer.model import LinearProgram, scope_mask
+from optimizer.rounding import CentLimit, round_to_cents
 from optimizer.scenario import TAG_FIELDS, Objective, Scenario, SpendRule
 from optimizer.solve import SolverInfo, SolverRun
 from optimizer.value import close_probability, value_per_conversion
@@ -31,7 +32,14 @@ IntArray = npt.NDArray[np.int64]
 #: Row duals smaller than this (objective per unit of money) count as zero.
 DUAL_TOLERANCE = 1e-9
 
-METRICS = ("spend", "clicks", "conversions", "opportunities", "pipeline", "bookings_in_horizon")
+METRICS = (
+    "spend",
+    "clicks",
+    "conversions",
+    "opportunities",
+    "pipeline",
+    "bookings_in_horizon",
+)
 GROUPINGS = {
     "stage": "stage",
     "channel": "channel_id",
@@ -192,10 +200,16 @@ def allocation_table(
     opportunities = conversions * opportunity_rate
     pipeline = opportunities * deal_size
     bookings = pipeline * win_rate * close_probability(cell_segments, scenario)
-    marginal = curves.marginal(exact_spend) * value_per_conversion(cell_segments, scenario)
+    marginal = curves.marginal(exact_spend) * value_per_conversion(
+        cell_segments, scenario
+    )
 
     cells, months = curves.shape
-    value = {"pipeline": pipeline, "bookings_in_horizon": bookings, "conversions": conversions}
+    value = {
+        "pipeline": pipeline,
+        "bookings_in_horizon": bookings,
+        "conversions": conversions,
+    }
     objective = value[scenario.objective.maximize.value]
     with np.errstate(divide="ignore", invalid="ignore"):
         cpa = np.where(conversions > 0, spend / conversions, np.nan)
@@ -232,16 +246,22 @@ def summarize(
 ) -> pd.DataFrame:
     """Metrics of an allocation summed by one column, spend summed in cents."""
     sums = allocation.groupby(key, sort=True)[list(METRICS[1:])].sum(min_count=0)
-    spend_cents = pd.Series(cents, index=allocation.index).groupby(allocation[key]).sum()
+    spend_cents = (
+        pd.Series(cents, index=allocation.index).groupby(allocation[key]).sum()
+    )
     sums.insert(0, "spend", spend_cents.reindex(sums.index).to_numpy() / 100)
     spend = sums["spend"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        sums["cpa"] = np.where(sums["conversions"] > 0, spend / sums["conversions"], np.nan)
+        sums["cpa"] = np.where(
+            sums["conversions"] > 0, spend / sums["conversions"], np.nan
+        )
         sums["roi"] = np.where(spend > 0, sums[objective] / spend, np.nan)
     return sums
 
 
-def constraint_reports(program: LinearProgram, run: SolverRun) -> tuple[ConstraintReport, ...]:
+def constraint_reports(
+    program: LinearProgram, run: SolverRun
+) -> tuple[ConstraintReport, ...]:
     """Every row with its activity in money and its shadow price per dollar."""
     assert run.x is not None and run.row_dual is not None
     activity = program.activity(run.x) * program.money_unit
@@ -270,7 +290,11 @@ def _check_rounded(scenario: Scenario, program: LinearProgram, cents: IntArray) 
     if exact and int(cents.sum()) != round(scenario.budget.total * 100):
         problems.append("the rounded spend does not add up to the budget")
     for index, rule in enumerate(scenario.constraints):
-        groups = np.unique(program.curves.group[scope_mask(program.curves, scenario, rule.scope, rule.id)])
+        groups = np.unique(
+            program.curves.group[
+                scope_mask(program.curves, scenario, rule.scope, rule.id)
+            ]
+        )
         held = int(cents[groups].sum()) / 100
         slack = 0.01 * len(groups) + 1e-7 * scenario.budget.total
         low, high = rule_range(rule, min_share_base=total, max_share_base=total)

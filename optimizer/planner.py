@@ -58,7 +58,9 @@ def optimize(
 
     run = solve_program(program, solver=name, time_limit=limit)
     if run.status is SolveStatus.INFEASIBLE:
-        raise InfeasibleScenarioError(elastic_conflicts(program, scenario.plan.currency))
+        raise InfeasibleScenarioError(
+            elastic_conflicts(program, scenario.plan.currency)
+        )
     if not run.has_optimum:
         raise SolverError(
             f"{run.solver.name} stopped without a proven optimum: {run.status} "

@@ -19,7 +19,7 @@ import numpy as np
 import pulp
 
 from optimizer.model import LinearProgram
-from optimizer.solve import SolveStatus, SolverInfo, SolverRun
+from optimizer.solve import SolverInfo, SolverRun, SolveStatus
 
 _PULP_STATUS = {
     pulp.LpSolveStatus.Optimal: SolveStatus.OPTIMAL,
@@ -58,12 +58,15 @@ def to_pulp(program: LinearProgram) -> tuple[pulp.LpProblem, list[pulp.LpVariabl
     for column, upper in zip(columns, program.upper.tolist(), strict=True):
         column.upBound = upper
 
-    problem.setObjective(pulp.lpSum_vars_coefs(zip(columns, program.objective.tolist())))
+    problem.setObjective(
+        pulp.lpSum_vars_coefs(zip(columns, program.objective.tolist(), strict=True))
+    )
     for r, row in enumerate(program.rows):
         entries = slice(program.row_start[r], program.row_start[r + 1])
         terms = zip(
             [columns[j] for j in program.col_index[entries].tolist()],
             program.coef[entries].tolist(),
+            strict=True,
         )
         expression = pulp.lpSum_vars_coefs(terms)
         lower, upper = program.row_lower[r], program.row_upper[r]
@@ -91,13 +94,18 @@ def solve_with_cbc(program: LinearProgram, *, time_limit: float = 300.0) -> Solv
     problem, columns = to_pulp(program)
     options = {"timeLimit": time_limit, "threads": 1}
     with tempfile.TemporaryDirectory(prefix="optimizer-cbc-") as workdir:
-        solver = pulp.COIN_CMD(msg=False, keepFiles=False, timeLimit=time_limit, threads=1)
+        solver = pulp.COIN_CMD(
+            msg=False, keepFiles=False, timeLimit=time_limit, threads=1
+        )
         solver.tmpDir = workdir
         stats = problem.solve(solver)
 
-    info = SolverInfo("cbc", f"pulp {version('pulp')}, cbcbox {_cbcbox_version()}", options)
+    info = SolverInfo(
+        "cbc", f"pulp {version('pulp')}, cbcbox {_cbcbox_version()}", options
+    )
     status = _PULP_STATUS.get(stats.status, SolveStatus.ERROR)
-    detail = f"PuLP status {stats.status.name}, solution {'returned' if stats.has_solution else 'missing'}"
+    returned = "returned" if stats.has_solution else "missing"
+    detail = f"PuLP status {stats.status.name}, solution {returned}"
     seconds = time.perf_counter() - start
     if status is SolveStatus.OPTIMAL and not stats.has_solution:
         status = SolveStatus.NO_SOLUTION
@@ -108,7 +116,12 @@ def solve_with_cbc(program: LinearProgram, *, time_limit: float = 300.0) -> Solv
     # COIN_CMD hands CBC the negated objective, so its duals come back negated.
     duals = np.array([-(row.pi or 0.0) for row in problem.constraints()])
     return SolverRun(
-        status, info, detail, x=x, row_dual=duals, objective=float(program.objective @ x),
+        status,
+        info,
+        detail,
+        x=x,
+        row_dual=duals,
+        objective=float(program.objective @ x),
         seconds=seconds,
     )
 

@@ -51,6 +51,8 @@ def console_summary(plan: Plan) -> str:
     binding = [c for c in plan.binding_constraints if c.name != "budget"]
     if binding:
         lines.append("binding rules:")
-        lines += [f"  {c.label}: {c.explain(scenario.objective.maximize)}" for c in binding]
+        lines += [
+            f"  {c.label}: {c.explain(scenario.objective.maximize)}" for c in binding
+        ]
     lines.append(f"check: {plan.verification.describe()} ({plan.solver.name})")
     return "\n".join(lines) + "\n"

@@ -14,7 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic_core import PydanticCustomError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -198,9 +198,7 @@ class SolverName(StrEnum):
 class SolverSettings(Frozen):
     """Which solver runs the program, and for how long at most."""
 
-    name: SolverName = Field(
-        default=SolverName.HIGHS, description="'highs' or 'cbc'"
-    )
+    name: SolverName = Field(default=SolverName.HIGHS, description="'highs' or 'cbc'")
     time_limit: float = Field(
         default=300.0, gt=0, description="seconds, greater than 0"
     )
@@ -370,7 +368,9 @@ class Response(Row):
         "cpc", "conversion_rate", "monthly_clicks", "max_conversions", "scale"
     )
     @classmethod
-    def _parameter_fits_curve(cls, value: float | None, info: ValidationInfo) -> float | None:
+    def _parameter_fits_curve(
+        cls, value: float | None, info: ValidationInfo
+    ) -> float | None:
         curve = info.data.get("curve")
         if curve is None:
             return value
@@ -437,10 +437,10 @@ class Scenario(Frozen):
 
     @model_validator(mode="after")
     def _tables_agree(self) -> Self:
-        from optimizer.checks import structure_problems
+        # checks.py reads these models, so it is imported when first needed.
+        from optimizer.checks import structure_problems  # noqa: PLC0415
 
         problems = structure_problems(self)
         if problems:
             raise PydanticCustomError("scenario", "\n".join(problems))
         return self
-

@@ -101,7 +101,9 @@ def check_solution(program: LinearProgram, run: SolverRun) -> Verification:
         float(np.max(x - program.upper, initial=0.0)),
     )
     activity = program.activity(x)
-    row_violation = np.maximum(program.row_lower - activity, activity - program.row_upper)
+    row_violation = np.maximum(
+        program.row_lower - activity, activity - program.row_upper
+    )
     row_violation = np.maximum(row_violation, 0.0)
     worst = int(np.argmax(row_violation)) if len(row_violation) else 0
 
