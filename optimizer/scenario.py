@@ -435,6 +435,14 @@ class Scenario(Frozen):
         default=(), exclude=True, repr=False
     )
 
+    def replace(self, **changes: object) -> Scenario:
+        """A validated copy with some fields replaced (``budget=...``).
+
+        Unlike ``model_copy(update=...)``, the copy is checked like any new
+        scenario, so a what-if cannot build an invalid scenario.
+        """
+        return type(self).model_validate({**dict(self), **changes})
+
     @model_validator(mode="after")
     def _tables_agree(self) -> Self:
         # checks.py reads these models, so it is imported when first needed.
