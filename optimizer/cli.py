@@ -2,8 +2,10 @@
 
 ::
 
-    optimizer run SCENARIO --out DIR     solve, verify and write the plan
-    optimizer validate SCENARIO          check a scenario without solving it
+    optimizer run SCENARIO --out DIR       solve, verify and write the plan
+    optimizer validate SCENARIO            check a scenario without solving it
+    optimizer compare SET --out DIR        solve and compare a scenario set
+    optimizer sweep SCENARIO --out DIR     the budget frontier
 
 Exit codes: 0 success, 1 unexpected error, 2 wrong command-line usage,
 3 invalid input, 4 infeasible scenario, 5 solver failure (no verified
@@ -20,16 +22,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from tqdm import tqdm
+
+from optimizer.comparison import compare
 from optimizer.curves import build_curves
 from optimizer.diagnosis import arithmetic_conflicts
 from optimizer.errors import InfeasibleScenarioError, ScenarioError, SolverError
+from optimizer.frontier import budget_grid, sweep
 from optimizer.model import build_program
-from optimizer.outputs import write_plan
+from optimizer.outputs import write_comparison, write_frontier, write_plan
 from optimizer.planner import optimize
 from optimizer.pulp_model import write_model
 from optimizer.reading import load_scenario
-from optimizer.reports import console_summary
+from optimizer.reports import comparison_text, console_summary, frontier_text
 from optimizer.scenario import Scenario
+from optimizer.scenario_sets import load_scenario_set
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -116,7 +123,110 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("scenario", type=Path, help="the scenario's TOML file")
     validate.set_defaults(handler=_validate)
+    _add_compare(commands)
+    _add_sweep(commands)
     return parser
+
+
+def _command(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    *,
+    help: str,
+    description: str,
+    example: str,
+) -> argparse.ArgumentParser:
+    return commands.add_parser(  # type: ignore[no-any-return]
+        name,
+        help=help,
+        description=description,
+        epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    compare = _command(
+        commands,
+        "compare",
+        help="solve a scenario set and compare its variants",
+        description="Solve the base scenario and every variant of a scenario-set "
+        "file and write comparison.csv, comparison_summary.csv, "
+        "binding_constraints.csv and each scenario's plan into --out. A variant "
+        "that is infeasible or fails is reported; the others are compared.",
+        example="optimizer compare scenarios/demo_whatifs.toml --out out/whatifs",
+    )
+    compare.add_argument("scenario_set", type=Path, help="the scenario-set TOML file")
+    compare.add_argument("--out", type=Path, required=True, help="output folder")
+    compare.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    compare.set_defaults(handler=_compare)
+
+
+def _add_sweep(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    sweep = _command(
+        commands,
+        "sweep",
+        help="solve a scenario at many budgets: the budget frontier",
+        description="Solve the scenario at budgets from --from to --to (multiples "
+        "of its budget, or amounts with --absolute) with one warm-started model, "
+        "and write frontier.csv: budget, objective, marginal ROI, spend by stage "
+        "and channel, and the rules that bind.",
+        example="optimizer sweep scenarios/demo_pipeline.toml --from 0.5 --to 1.1 "
+        "--steps 30 --out out/frontier",
+    )
+    sweep.add_argument("scenario", type=Path, help="the scenario's TOML file")
+    sweep.add_argument("--from", dest="start", type=float, default=0.5)
+    sweep.add_argument("--to", dest="stop", type=float, default=1.5)
+    sweep.add_argument("--steps", type=int, default=21, help="number of budgets")
+    sweep.add_argument(
+        "--absolute", action="store_true", help="--from and --to are amounts"
+    )
+    sweep.add_argument("--out", type=Path, required=True, help="output folder")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=_sweep)
+
+
+def _progress(quiet: bool, description: str):  # type: ignore[no-untyped-def]
+    """A progress bar on a terminal; nothing when quiet or not a terminal."""
+
+    def wrap(items):  # type: ignore[no-untyped-def]
+        items = list(items)
+        disabled = quiet or not sys.stderr.isatty()
+        return tqdm(items, desc=description, disable=disabled, file=sys.stderr)
+
+    return wrap
+
+
+def _compare(arguments: argparse.Namespace, out: TextIO) -> int:
+    scenario_set = load_scenario_set(arguments.scenario_set)
+    comparison = compare(scenario_set, progress=_progress(arguments.quiet, "variants"))
+    folder = write_comparison(comparison, arguments.out)
+    if not arguments.quiet:
+        out.write(comparison_text(comparison))
+        out.write(f"\nwrote {folder}/comparison.csv, comparison_summary.csv, ...\n")
+    return EXIT_OK
+
+
+def _sweep(arguments: argparse.Namespace, out: TextIO) -> int:
+    if arguments.steps < 2 or arguments.start <= 0 or arguments.stop <= arguments.start:
+        raise ScenarioError(
+            f"--from {arguments.start:g} --to {arguments.stop:g} --steps "
+            f"{arguments.steps}: expected 0 < --from < --to and at least 2 steps."
+        )
+    scenario = load_scenario(arguments.scenario)
+    budgets = budget_grid(
+        scenario,
+        arguments.start,
+        arguments.stop,
+        arguments.steps,
+        absolute=arguments.absolute,
+    )
+    table, _ = sweep(scenario, budgets, progress=_progress(arguments.quiet, "budgets"))
+    folder = write_frontier(table, arguments.out)
+    if not arguments.quiet:
+        out.write(frontier_text(table, scenario))
+        out.write(f"\nwrote {folder}/frontier.csv\n")
+    return EXIT_OK
 
 
 def _run(arguments: argparse.Namespace, out: TextIO) -> int:

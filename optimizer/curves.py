@@ -21,21 +21,34 @@ people at ``k`` times the price each.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
-from optimizer.scenario import CurveKind, CurvePoint, Response, Scenario, Seasonality
+from optimizer.scenario import (
+    TAG_FIELDS,
+    Adjustment,
+    CurveKind,
+    CurvePoint,
+    Response,
+    Scenario,
+    Scope,
+    Seasonality,
+    Segment,
+)
 
 logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class CurveWarning(UserWarning):
@@ -72,12 +85,63 @@ class CellCurves:
     """
 
     cells: tuple[Response, ...]
+    segments: tuple[Segment, ...]
     months: tuple[str, ...]
     group: IntArray
     width: FloatArray
     slope: FloatArray
     clicks_per_money: FloatArray
     approximation: Approximation
+    _masks: dict[tuple[Scope, str | None], BoolArray] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def cell_months_in(self, scope: Scope, id_: str | None) -> BoolArray:
+        """Which cell-months (flattened cells x months) a scope covers.
+
+        A scope is a kind and an id, such as channel ``linkedin`` or month
+        ``2027-03``; ``total`` covers everything. Results are cached.
+        """
+        key = (scope, id_)
+        if key not in self._masks:
+            cells, months = self.shape
+            if scope is Scope.TOTAL:
+                mask = np.ones((cells, months), dtype=bool)
+            elif scope is Scope.MONTH:
+                mask = np.zeros((cells, months), dtype=bool)
+                mask[:, self.months.index(str(id_))] = True
+            else:
+                keys = {
+                    Scope.CHANNEL: [c.channel_id for c in self.cells],
+                    Scope.SEGMENT: [c.segment_id for c in self.cells],
+                    Scope.STAGE: [s.stage.value for s in self.segments],
+                    Scope.CELL: [c.cell_id for c in self.cells],
+                }[scope]
+                in_scope = np.array([k == id_ for k in keys], dtype=bool)
+                mask = np.repeat(in_scope[:, None], months, axis=1)
+            self._masks[key] = mask.reshape(-1)
+        return self._masks[key]
+
+    def columns_in(self, scope: Scope, id_: str | None) -> BoolArray:
+        """Which pieces (the program's columns) a scope covers."""
+        return self.cell_months_in(scope, id_)[self.group]
+
+    @functools.cached_property
+    def labels(self) -> pd.DataFrame:
+        """The descriptive columns of a cells x months table, built once."""
+        months = len(self.months)
+        columns: dict[str, object] = {
+            "segment_id": np.repeat([c.segment_id for c in self.cells], months),
+            "channel_id": np.repeat([c.channel_id for c in self.cells], months),
+            "cell": np.repeat([c.cell_id for c in self.cells], months),
+            "month": np.tile(list(self.months), len(self.cells)),
+            "stage": np.repeat([s.stage.value for s in self.segments], months),
+        }
+        for tag in TAG_FIELDS:
+            values = [getattr(s, tag) or "" for s in self.segments]
+            columns[tag] = np.repeat(values, months)
+        columns["curve"] = np.repeat([c.curve.value for c in self.cells], months)
+        return pd.DataFrame(columns)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -142,7 +206,9 @@ def build_curves(scenario: Scenario) -> CellCurves:
         sorted(scenario.responses, key=lambda r: (r.segment_id, r.channel_id))
     )
     months = scenario.plan.month_labels
-    volume, cost = seasonal_multipliers(cells, months, scenario.seasonality)
+    volume, cost = seasonal_multipliers(
+        cells, months, (*scenario.seasonality, *scenario.adjustments)
+    )
     points = _points_by_cell(scenario.points)
 
     groups, widths, slopes = [], [], []
@@ -170,8 +236,10 @@ def build_curves(scenario: Scenario) -> CellCurves:
             for i, cell in enumerate(cells)
         ]
     ).reshape(len(cells), len(months))
+    segments = {segment.segment_id: segment for segment in scenario.segments}
     curves = CellCurves(
         cells=cells,
+        segments=tuple(segments[cell.segment_id] for cell in cells),
         months=months,
         group=np.concatenate(groups).astype(np.int64),
         width=np.concatenate(widths),
@@ -234,14 +302,19 @@ def saturating_chord_error(scale: float, spend: FloatArray) -> float:
 
 
 def seasonal_multipliers(
-    cells: Sequence[Response], months: Sequence[str], rows: Sequence[Seasonality]
+    cells: Sequence[Response],
+    months: Sequence[str],
+    rows: Sequence[Seasonality | Adjustment],
 ) -> tuple[FloatArray, FloatArray]:
-    """Volume and cost multipliers per cell and month; matching rows multiply."""
+    """Volume and cost multipliers per cell and month; matching rows multiply.
+
+    A row without a month (a what-if adjustment) applies to every month.
+    """
     volume = np.ones((len(cells), len(months)))
     cost = np.ones((len(cells), len(months)))
     month_index = {label: m for m, label in enumerate(months)}
     for row in rows:
-        m = month_index[row.month]
+        m = slice(None) if row.month is None else month_index[row.month]
         for i, cell in enumerate(cells):
             if row.segment_id not in (None, cell.segment_id):
                 continue

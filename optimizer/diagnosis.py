@@ -13,7 +13,7 @@ import highspy
 import numpy as np
 
 from optimizer.checks import feasibility_problems
-from optimizer.model import LinearProgram, scope_mask
+from optimizer.model import LinearProgram
 from optimizer.scenario import Scenario, Scope
 from optimizer.solve import SolveStatus, new_highs, read_highs_run
 
@@ -26,7 +26,7 @@ def arithmetic_conflicts(scenario: Scenario, program: LinearProgram) -> list[str
     curves = program.curves
 
     def capacity(scope: Scope, id_: str | None) -> float:
-        mask = scope_mask(curves, scenario, scope, id_)
+        mask = curves.columns_in(scope, id_)
         return float(curves.width[mask].sum())
 
     return feasibility_problems(scenario, capacity)

@@ -18,6 +18,7 @@ and :mod:`optimizer.pulp_model` turns it into a PuLP problem.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import warnings
@@ -27,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from optimizer.curves import CellCurves
-from optimizer.scenario import ConstraintRule, Objective, Scenario, Scope, SpendRule
+from optimizer.scenario import ConstraintRule, Objective, Scenario, SpendRule
 from optimizer.value import value_per_conversion
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class RowInfo:
     bound: str
     amount: float
     rule: int | None = None
+    budget_share: float | None = None
+    """When set, the row's finite bounds are this share of the budget."""
 
     @property
     def is_budget(self) -> bool:
@@ -85,6 +88,7 @@ class LinearProgram:
     curves: CellCurves
     money_unit: float
     value_unit: float
+    currency: str
     entry_row: IntArray = field(repr=False)
 
     @property
@@ -115,6 +119,42 @@ class LinearProgram:
         """A row dual as objective value per unit of money."""
         return dual * self.value_unit / self.money_unit
 
+    @property
+    def budget(self) -> float:
+        """The budget the program's rows are set for, in money."""
+        return float(self.row_upper[0]) * self.money_unit
+
+    def budget_rows(self) -> IntArray:
+        """Rows whose bounds move with the budget."""
+        return np.array(
+            [r for r, row in enumerate(self.rows) if row.budget_share is not None],
+            dtype=np.int64,
+        )
+
+    def with_budget(self, budget: float) -> LinearProgram:
+        """The same program for another budget; only budget-bound rows change.
+
+        Money keeps the unit of the original budget, so the columns, the
+        objective and every other row are shared with this program.
+        """
+        lower, upper = self.row_lower.copy(), self.row_upper.copy()
+        for r in self.budget_rows():
+            level = float(self.rows[r].budget_share or 0.0) * budget / self.money_unit
+            lower[r] = level if np.isfinite(lower[r]) else lower[r]
+            upper[r] = level if np.isfinite(upper[r]) else upper[r]
+        first = self.rows[0]
+        budget_row = dataclasses.replace(
+            first,
+            amount=budget,
+            label=_budget_label(np.isfinite(lower[0]), budget, self.currency),
+        )
+        return dataclasses.replace(
+            self,
+            row_lower=lower,
+            row_upper=upper,
+            rows=(budget_row, *self.rows[1:]),
+        )
+
 
 def build_program(scenario: Scenario, curves: CellCurves) -> LinearProgram:
     """Build the program of a checked scenario from its curves."""
@@ -123,9 +163,7 @@ def build_program(scenario: Scenario, curves: CellCurves) -> LinearProgram:
         1.0 if scenario.objective.maximize is Objective.CONVERSIONS else money_unit
     )
 
-    segments = {segment.segment_id: segment for segment in scenario.segments}
-    cell_segments = [segments[cell.segment_id] for cell in curves.cells]
-    value = value_per_conversion(cell_segments, scenario).reshape(-1)
+    value = value_per_conversion(curves.segments, scenario).reshape(-1)
     objective = curves.slope * value[curves.group] * money_unit / value_unit
     upper = curves.width / money_unit
 
@@ -141,34 +179,14 @@ def build_program(scenario: Scenario, curves: CellCurves) -> LinearProgram:
             money_unit=money_unit,
         )
 
-    program = rows.finish(objective, upper, curves, money_unit, value_unit)
+    program = rows.finish(
+        objective, upper, curves, money_unit, value_unit, scenario.plan.currency
+    )
     _warn_on_wide_ranges(program)
     logger.info(
         "program has %d columns and %d rows", program.num_cols, program.num_rows
     )
     return program
-
-
-def scope_mask(
-    curves: CellCurves, scenario: Scenario, scope: Scope, id_: str | None
-) -> BoolArray:
-    """Which columns a scope covers, such as channel ``linkedin``."""
-    months = curves.months
-    cell_month = curves.group
-    cell, month = cell_month // len(months), cell_month % len(months)
-    if scope is Scope.TOTAL:
-        return np.ones(len(cell_month), dtype=bool)
-    if scope is Scope.MONTH:
-        return month == months.index(str(id_))
-    stages = {s.segment_id: s.stage.value for s in scenario.segments}
-    key = {
-        Scope.CHANNEL: lambda c: c.channel_id,
-        Scope.SEGMENT: lambda c: c.segment_id,
-        Scope.STAGE: lambda c: stages[c.segment_id],
-        Scope.CELL: lambda c: c.cell_id,
-    }[scope]
-    in_scope = np.array([key(c) == id_ for c in curves.cells], dtype=bool)
-    return in_scope[cell]
 
 
 class _RowBuilder:
@@ -201,7 +219,7 @@ class _RowBuilder:
         self.coefs.append(coefs[keep])
         self.lower.append(lower)
         self.upper.append(upper)
-        self.info.append(RowInfo(name, info.label, info.bound, info.amount, info.rule))
+        self.info.append(dataclasses.replace(info, name=name))
 
     def finish(
         self,
@@ -210,6 +228,7 @@ class _RowBuilder:
         curves: CellCurves,
         money_unit: float,
         value_unit: float,
+        currency: str,
     ) -> LinearProgram:
         counts = np.array([len(c) for c in self.columns], dtype=np.int64)
         return LinearProgram(
@@ -224,6 +243,7 @@ class _RowBuilder:
             curves=curves,
             money_unit=money_unit,
             value_unit=value_unit,
+            currency=currency,
             entry_row=np.repeat(np.arange(len(counts), dtype=np.int64), counts),
         )
 
@@ -231,8 +251,6 @@ class _RowBuilder:
 def _add_budget(rows: _RowBuilder, scenario: Scenario) -> None:
     budget = scenario.budget
     exact = budget.spend is SpendRule.EXACT
-    words = "spend exactly" if exact else "spend at most"
-    currency = scenario.plan.currency
     rows.add(
         np.arange(rows.num_cols),
         np.ones(rows.num_cols),
@@ -240,9 +258,10 @@ def _add_budget(rows: _RowBuilder, scenario: Scenario) -> None:
         BUDGET_UNITS,
         RowInfo(
             name="budget",
-            label=f"budget: {words} {budget.total:,.2f} {currency}",
+            label=_budget_label(exact, budget.total, scenario.plan.currency),
             bound="fixed" if exact else "max",
             amount=budget.total,
+            budget_share=1.0,
         ),
     )
 
@@ -256,7 +275,7 @@ def _add_rule(
     rule: ConstraintRule,
     money_unit: float,
 ) -> None:
-    mask = scope_mask(curves, scenario, rule.scope, rule.id)
+    mask = curves.columns_in(rule.scope, rule.id)
     inside = np.flatnonzero(mask)
     exact = scenario.budget.spend is SpendRule.EXACT
     currency = scenario.plan.currency
@@ -266,12 +285,14 @@ def _add_rule(
         amount = getattr(rule, bound)
         if amount is None:
             continue
+        scales = bound in SHARE_BOUNDS and exact
         info = RowInfo(
             name=f"{bound}_{base}",
             label=_rule_label(rule, bound, amount, currency),
             bound=bound,
             amount=amount,
             rule=index,
+            budget_share=amount if scales else None,
         )
         low_side = bound in ("min", "fixed", "min_share")
         high_side = bound in ("max", "fixed", "max_share")
@@ -292,6 +313,11 @@ def _add_rule(
             level if high_side else np.inf,
             info,
         )
+
+
+def _budget_label(exact: bool, amount: float, currency: str) -> str:
+    words = "spend exactly" if exact else "spend at most"
+    return f"budget: {words} {amount:,.2f} {currency}"
 
 
 def _rule_label(rule: ConstraintRule, bound: str, amount: float, currency: str) -> str:

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -28,7 +29,8 @@ from typing import Any
 
 import pandas as pd
 
-from optimizer.plan import Plan
+from optimizer.comparison import Comparison
+from optimizer.plan import Plan, Scorecard
 
 PACKAGES = ("paid-media-optimizer", "pulp", "highspy", "numpy", "pandas", "pydantic")
 
@@ -82,15 +84,61 @@ def write_plan(plan: Plan, destination: str | Path) -> Path:
     """Write a plan's files into ``destination`` (a folder), all or nothing."""
     destination = Path(destination)
     with staged_folder(destination) as folder:
-        write_csv(allocation_frame(plan), folder / "allocation.csv")
-        write_csv(constraints_frame(plan), folder / "constraints.csv")
-        write_json(summary_record(plan), folder / "summary.json")
+        write_plan_files(plan, folder)
     return destination
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """A CSV with Unix line ends and no index."""
-    frame.to_csv(path, index=False, lineterminator="\n")
+def write_plan_files(plan: Plan, folder: Path) -> None:
+    """A plan's three files, into an existing folder."""
+    write_csv(allocation_frame(plan), folder / "allocation.csv")
+    write_csv(constraints_frame(plan), folder / "constraints.csv")
+    write_json(summary_record(plan), folder / "summary.json")
+
+
+def write_comparison(comparison: Comparison, destination: str | Path) -> Path:
+    """Write a comparison's tables and each scenario's plan, all or nothing.
+
+    ``comparison.csv`` (long form), ``comparison_summary.csv`` (one row per
+    scenario), ``binding_constraints.csv``, and ``scenarios/<name>/`` with the
+    files of every plan (an evaluated allocation gets its allocation only).
+    """
+    destination = Path(destination)
+    with staged_folder(destination) as folder:
+        write_csv(comparison.long, folder / "comparison.csv", decimals=4)
+        write_csv(comparison.summary, folder / "comparison_summary.csv", decimals=4)
+        write_csv(comparison.bindings, folder / "binding_constraints.csv", decimals=6)
+        for outcome in comparison.outcomes:
+            if outcome.result is None:
+                continue
+            plan_folder = folder / "scenarios" / slug(outcome.name)
+            plan_folder.mkdir(parents=True)
+            if outcome.plan is not None:
+                write_plan_files(outcome.plan, plan_folder)
+            else:
+                write_csv(
+                    allocation_frame(outcome.result), plan_folder / "allocation.csv"
+                )
+    return destination
+
+
+def write_frontier(frontier: pd.DataFrame, destination: str | Path) -> Path:
+    """Write a budget frontier as ``frontier.csv``, all or nothing."""
+    destination = Path(destination)
+    with staged_folder(destination) as folder:
+        write_csv(frontier, folder / "frontier.csv", decimals=4)
+    return destination
+
+
+def slug(name: str) -> str:
+    """A file-system-safe folder name for a scenario name."""
+    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return text or "scenario"
+
+
+def write_csv(frame: pd.DataFrame, path: Path, *, decimals: int | None = None) -> None:
+    """A CSV with Unix line ends and no index; floats to fixed decimals if given."""
+    float_format = None if decimals is None else f"%.{decimals}f"
+    frame.to_csv(path, index=False, lineterminator="\n", float_format=float_format)
 
 
 def write_json(record: dict[str, Any], path: Path) -> None:
@@ -100,8 +148,8 @@ def write_json(record: dict[str, Any], path: Path) -> None:
     )
 
 
-def allocation_frame(plan: Plan) -> pd.DataFrame:
-    """The allocation with every number as fixed-format text."""
+def allocation_frame(plan: Scorecard) -> pd.DataFrame:
+    """A plan's or any scored allocation's rows, every number as fixed text."""
     frame = plan.allocation.drop(columns=["cell"]).copy()
     cents = plan.spend_cents
     frame["spend"] = [f"{c // 100}.{c % 100:02d}" for c in cents.tolist()]

@@ -19,9 +19,9 @@ import pandas as pd
 from optimizer.checks import rule_range
 from optimizer.curves import Approximation
 from optimizer.errors import VerificationError
-from optimizer.model import LinearProgram, scope_mask
+from optimizer.model import LinearProgram
 from optimizer.rounding import CentLimit, round_to_cents
-from optimizer.scenario import TAG_FIELDS, Objective, Scenario, SpendRule
+from optimizer.scenario import Objective, Scenario, SpendRule
 from optimizer.solve import SolverInfo, SolverRun
 from optimizer.value import close_probability, value_per_conversion
 from optimizer.verify import Verification
@@ -76,33 +76,28 @@ class ConstraintReport:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """A verified, rounded allocation and everything reported about it.
+class Scorecard:
+    """An allocation scored on a scenario's curves and values.
 
     ``allocation`` has one row per cell and month, ordered by segment,
-    channel and month; ``spend_cents`` is its spend as whole cents.
+    channel and month; ``spend_cents`` is its spend as whole cents. A
+    scorecard need not be optimal: a planner's current allocation is scored
+    the same way, so that it can be compared with an optimized plan.
     """
 
     scenario: Scenario
     allocation: pd.DataFrame
     spend_cents: IntArray
-    objective_value: float
-    solver_objective: float
-    budget_shadow_price: float
-    constraints: tuple[ConstraintReport, ...]
-    verification: Verification
-    solver: SolverInfo
-    approximation: Approximation
+
+    @property
+    def objective_value(self) -> float:
+        """The scenario's objective, summed over the allocation."""
+        return float(self.allocation[self._value].sum())
 
     @property
     def total_spend(self) -> float:
-        """All spend of the plan, from its cents."""
+        """All spend of the allocation, from its cents."""
         return int(self.spend_cents.sum()) / 100
-
-    @property
-    def binding_constraints(self) -> tuple[ConstraintReport, ...]:
-        """Rows whose shadow price is not zero."""
-        return tuple(c for c in self.constraints if c.binding)
 
     def totals(self, by: str) -> pd.DataFrame:
         """Metrics summed by ``stage``, ``channel``, ``segment``, ``month`` or ``cell``.
@@ -125,6 +120,23 @@ class Plan:
         return self.scenario.objective.maximize.value
 
 
+@dataclass(frozen=True)
+class Plan(Scorecard):
+    """A verified optimum, rounded to cents, and everything reported about it."""
+
+    solver_objective: float
+    budget_shadow_price: float
+    constraints: tuple[ConstraintReport, ...]
+    verification: Verification
+    solver: SolverInfo
+    approximation: Approximation
+
+    @property
+    def binding_constraints(self) -> tuple[ConstraintReport, ...]:
+        """Rows whose shadow price is not zero."""
+        return tuple(c for c in self.constraints if c.binding)
+
+
 def build_plan(
     scenario: Scenario,
     program: LinearProgram,
@@ -139,12 +151,10 @@ def build_plan(
     allocation = allocation_table(scenario, program, cents, exact_spend)
     _check_rounded(scenario, program, cents)
 
-    objective = scenario.objective.maximize.value
     return Plan(
         scenario=scenario,
         allocation=allocation,
         spend_cents=cents.reshape(-1),
-        objective_value=float(allocation[objective].sum()),
         solver_objective=run.objective * program.value_unit,
         budget_shadow_price=program.dollar_value(float(run.row_dual[0])),
         constraints=constraint_reports(program, run),
@@ -152,6 +162,20 @@ def build_plan(
         solver=run.solver,
         approximation=program.curves.approximation,
     )
+
+
+def score_allocation(
+    scenario: Scenario, program: LinearProgram, spend: FloatArray
+) -> Scorecard:
+    """Score a given spend (cells x months, in money) without optimizing.
+
+    Spend is rounded to cents (largest remainder, keeping its total) and
+    every metric comes from the same curves and values a plan uses.
+    """
+    spend = np.asarray(spend, dtype=float)
+    cents = round_to_cents(spend, round(float(np.maximum(spend, 0).sum()) * 100))
+    allocation = allocation_table(scenario, program, cents, cents / 100)
+    return Scorecard(scenario, allocation, cents.reshape(-1))
 
 
 def _cent_limits(
@@ -162,8 +186,7 @@ def _cent_limits(
     total = target / 100
     limits = []
     for rule in scenario.constraints:
-        inside = np.zeros(curves.shape[0] * curves.shape[1], dtype=bool)
-        inside[curves.group[scope_mask(curves, scenario, rule.scope, rule.id)]] = True
+        inside = curves.cell_months_in(rule.scope, rule.id)
         low, high = rule_range(rule, min_share_base=total, max_share_base=total)
         limits.append(
             CentLimit(
@@ -189,8 +212,7 @@ def allocation_table(
 ) -> pd.DataFrame:
     """One row per cell and month with spend and every metric of the plan."""
     curves = program.curves
-    segments = {s.segment_id: s for s in scenario.segments}
-    cell_segments = [segments[cell.segment_id] for cell in curves.cells]
+    cell_segments = curves.segments
     spend = cents / 100
 
     conversions = curves.conversions(spend)
@@ -204,7 +226,6 @@ def allocation_table(
         cell_segments, scenario
     )
 
-    cells, months = curves.shape
     value = {
         "pipeline": pipeline,
         "bookings_in_horizon": bookings,
@@ -215,18 +236,8 @@ def allocation_table(
         cpa = np.where(conversions > 0, spend / conversions, np.nan)
         roi = np.where(spend > 0, objective / spend, np.nan)
 
-    table = pd.DataFrame(
+    numbers = pd.DataFrame(
         {
-            "segment_id": np.repeat([c.segment_id for c in curves.cells], months),
-            "channel_id": np.repeat([c.channel_id for c in curves.cells], months),
-            "cell": np.repeat([c.cell_id for c in curves.cells], months),
-            "month": np.tile(list(curves.months), cells),
-            "stage": np.repeat([s.stage.value for s in cell_segments], months),
-            **{
-                tag: np.repeat([getattr(s, tag) or "" for s in cell_segments], months)
-                for tag in TAG_FIELDS
-            },
-            "curve": np.repeat([c.curve.value for c in curves.cells], months),
             "spend": spend.reshape(-1),
             "clicks": (spend * curves.clicks_per_money).reshape(-1),
             "conversions": conversions.reshape(-1),
@@ -238,7 +249,7 @@ def allocation_table(
             "marginal_roi": marginal.reshape(-1),
         }
     )
-    return table
+    return pd.concat([curves.labels, numbers], axis=1)
 
 
 def summarize(
@@ -290,13 +301,9 @@ def _check_rounded(scenario: Scenario, program: LinearProgram, cents: IntArray) 
     if exact and int(cents.sum()) != round(scenario.budget.total * 100):
         problems.append("the rounded spend does not add up to the budget")
     for index, rule in enumerate(scenario.constraints):
-        groups = np.unique(
-            program.curves.group[
-                scope_mask(program.curves, scenario, rule.scope, rule.id)
-            ]
-        )
-        held = int(cents[groups].sum()) / 100
-        slack = 0.01 * len(groups) + 1e-7 * scenario.budget.total
+        inside = program.curves.cell_months_in(rule.scope, rule.id)
+        held = int(cents[inside].sum()) / 100
+        slack = 0.01 * int(inside.sum()) + 1e-7 * scenario.budget.total
         low, high = rule_range(rule, min_share_base=total, max_share_base=total)
         if held < low - slack or held > high + slack:
             problems.append(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from optimizer.comparison import Comparison
 from optimizer.plan import Plan
+from optimizer.scenario import Scenario
 
 STAGE_ORDER = ("research", "evaluation", "decision")
 
@@ -56,3 +58,38 @@ def console_summary(plan: Plan) -> str:
         ]
     lines.append(f"check: {plan.verification.describe()} ({plan.solver.name})")
     return "\n".join(lines) + "\n"
+
+
+def comparison_text(comparison: Comparison) -> str:
+    """One line per scenario: status, budget, objective and delta, or why not."""
+    summary = comparison.summary
+    lines = [f"{comparison.name or 'scenario set'}: {len(summary)} scenarios"]
+    for row in summary.itertuples():
+        if row.status in ("optimal", "evaluated"):
+            delta = (
+                ""
+                if pd.isna(row.objective_delta_pct)
+                else f" ({row.objective_delta_pct:+.1f}% vs base)"
+            )
+            lines.append(
+                f"  {row.scenario}: {row.status}, budget {row.budget:,.2f}, "
+                f"objective {row.objective:,.2f}{delta}"
+            )
+        else:
+            lines.append(f"  {row.scenario}: {row.status}: {row.message}")
+    return "\n".join(lines) + "\n"
+
+
+def frontier_text(frontier: pd.DataFrame, scenario: Scenario) -> str:
+    """The frontier as a short table: budget, objective, marginal ROI."""
+    objective = scenario.objective.maximize.value.replace("_", " ")
+    table = frontier[["budget", "status", "objective", "marginal_roi"]].copy()
+    table["budget"] = table["budget"].map(lambda v: f"{v:,.2f}")
+    table["objective"] = table["objective"].map(
+        lambda v: "" if pd.isna(v) else f"{v:,.0f}"
+    )
+    table["marginal_roi"] = table["marginal_roi"].map(
+        lambda v: "" if pd.isna(v) else f"{v:,.4f}"
+    )
+    table = table.rename(columns={"objective": objective})
+    return table.to_string(index=False) + "\n"

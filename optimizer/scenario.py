@@ -408,6 +408,34 @@ class Seasonality(Row):
     cost: float = Field(default=1.0, gt=0, description="a cost multiplier > 0")
 
 
+class Adjustment(Frozen):
+    """A what-if multiplier on cost and volume: all cells, or some of them.
+
+    Empty ids mean all; without a month it applies to every month. It
+    multiplies with the seasonality.
+    """
+
+    channel_id: Identifier | None = None
+    segment_id: Identifier | None = None
+    month: Month | None = None
+    volume: float = Field(default=1.0, ge=0, description="a volume multiplier >= 0")
+    cost: float = Field(default=1.0, gt=0, description="a cost multiplier > 0")
+
+    @property
+    def label(self) -> str:
+        """What it applies to, in words."""
+        parts = [
+            f"{kind} {value}"
+            for kind, value in (
+                ("channel", self.channel_id),
+                ("segment", self.segment_id),
+                ("month", self.month),
+            )
+            if value is not None
+        ]
+        return ", ".join(parts) or "all cells"
+
+
 # --- the whole scenario -------------------------------------------------------
 
 
@@ -430,6 +458,7 @@ class Scenario(Frozen):
     responses: tuple[Response, ...]
     points: tuple[CurvePoint, ...] = ()
     seasonality: tuple[Seasonality, ...] = ()
+    adjustments: tuple[Adjustment, ...] = ()
     source: Path | None = Field(default=None, exclude=True, repr=False)
     input_hashes: tuple[tuple[str, str], ...] = Field(
         default=(), exclude=True, repr=False

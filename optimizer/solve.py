@@ -15,6 +15,7 @@ only after :mod:`optimizer.verify` has checked it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -174,7 +175,7 @@ def solve_with_highs(
 
 def read_highs_run(highs: Any, options: dict[str, Any], seconds: float) -> SolverRun:
     """Map a finished HiGHS run into a :class:`SolverRun`."""
-    info = SolverInfo("highs", version("highspy"), options)
+    info = SolverInfo("highs", _highspy_version(), options)
     model_status = highs.getModelStatus()
     solver_info = highs.getInfo()
     status = _HIGHS_STATUS.get(model_status.name, SolveStatus.ERROR)
@@ -200,6 +201,11 @@ def read_highs_run(highs: Any, options: dict[str, Any], seconds: float) -> Solve
         objective=float(solver_info.objective_function_value),
         seconds=seconds,
     )
+
+
+@functools.cache
+def _highspy_version() -> str:
+    return version("highspy")
 
 
 _HIGHS_STATUS = {
