@@ -12,6 +12,7 @@ maximums cannot absorb) and says them in business words with the amounts.
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -39,21 +40,27 @@ def structure_problems(scenario: Scenario) -> list[str]:
     """Every cross-table problem of a scenario, one sentence each."""
     problems: list[str] = []
     problems += _duplicates(
-        scenario.segments, lambda s: s.segment_id, "segment_id", "segment"
+        scenario.segments, lambda s: s.segment_id, "field 'segment_id'", "segment"
     )
     problems += _duplicates(
-        scenario.channels, lambda c: c.channel_id, "channel_id", "channel"
+        scenario.channels, lambda c: c.channel_id, "field 'channel_id'", "channel"
     )
-    problems += _duplicates(scenario.responses, lambda r: r.cell_id, "cell", "cell")
+    problems += _duplicates(
+        scenario.responses,
+        lambda r: r.cell_id,
+        "fields 'segment_id', 'channel_id'",
+        "cell",
+    )
     problems += _references(scenario)
     problems += _points(scenario)
     problems += _seasonality(scenario)
+    problems += _adjustments(scenario)
     for index, rule in enumerate(scenario.constraints):
         problems += _rule(scenario, index, rule)
     return problems
 
 
-def _duplicates(rows: Iterable[Row], key, field: str, what: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _duplicates(rows: Iterable[Row], key, fields: str, what: str) -> list[str]:  # type: ignore[no-untyped-def]
     seen: dict[str, Row] = {}
     problems = []
     for row in rows:
@@ -61,8 +68,8 @@ def _duplicates(rows: Iterable[Row], key, field: str, what: str) -> list[str]:  
         if value in seen:
             first = where(seen[value], f"the first {what}")
             problems.append(
-                f"{where(row, f'a {what}')}, field '{field}': got {value!r} again "
-                f"(first defined at {first}); expected each {what} once."
+                f"{where(row, f'a {what}')}, {fields}: got {value!r} again (first "
+                f"defined at {first}); expected each {what} once."
             )
         else:
             seen[value] = row
@@ -70,22 +77,35 @@ def _duplicates(rows: Iterable[Row], key, field: str, what: str) -> list[str]:  
 
 
 def _references(scenario: Scenario) -> list[str]:
-    segments = {s.segment_id for s in scenario.segments}
-    channels = {c.channel_id for c in scenario.channels}
+    segments = sorted(s.segment_id for s in scenario.segments)
+    channels = sorted(c.channel_id for c in scenario.channels)
     problems = []
     for response in scenario.responses:
         at = where(response, f"response {response.cell_id}")
         if response.segment_id not in segments:
             problems.append(
                 f"{at}, field 'segment_id': got {response.segment_id!r}; expected a "
-                "segment_id defined in the segments table."
+                "segment_id defined in the segments table"
+                f"{did_you_mean(response.segment_id, segments)}."
             )
         if response.channel_id not in channels:
             problems.append(
                 f"{at}, field 'channel_id': got {response.channel_id!r}; expected a "
-                "channel_id defined in the channels table."
+                "channel_id defined in the channels table"
+                f"{did_you_mean(response.channel_id, channels)}."
             )
     return problems
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the one close choice, or nothing.
+
+    Case is ignored, and only a close match counts: a guess at a distant
+    name would mislead more than it helps.
+    """
+    by_lower = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.75)
+    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
 def _points(scenario: Scenario) -> list[str]:
@@ -96,21 +116,26 @@ def _points(scenario: Scenario) -> list[str]:
         cell = f"{point.segment_id}/{point.channel_id}"
         if curves.get(cell) is not CurveKind.POINTS:
             kind = (
-                "no response row" if cell not in curves else f"a {curves[cell]} curve"
+                "no row in the responses table"
+                if cell not in curves
+                else f"a '{curves[cell]}' curve"
             )
             problems.append(
-                f"{where(point, f'a point of {cell}')}: cell {cell} has {kind}; "
-                "expected points only for cells whose curve is 'points'."
+                f"{where(point, f'a point of {cell}')}, fields 'segment_id', "
+                f"'channel_id': got {cell!r}, a cell with {kind}; expected a cell "
+                "whose curve is 'points' in the responses table."
             )
             continue
         by_cell[cell].append(point)
 
     for response in scenario.responses:
         if response.curve is CurveKind.POINTS and response.cell_id not in by_cell:
+            table = "has no rows" if scenario.points else "is not given"
             problems.append(
-                f"{where(response, f'response {response.cell_id}')}: the points "
-                f"curve of cell {response.cell_id} has no rows in the points table; "
-                "expected at least one spend, conversions point."
+                f"{where(response, f'response {response.cell_id}')}, field 'curve': "
+                f"got 'points', but the points table {table} for cell "
+                f"{response.cell_id}; expected at least one spend, conversions row "
+                "for the cell in the points table."
             )
     for cell, points in by_cell.items():
         problems += _curve_shape(cell, points, scenario.curves.concave_hull)
@@ -119,42 +144,69 @@ def _points(scenario: Scenario) -> list[str]:
 
 def _curve_shape(cell: str, points: list, concave_hull: bool) -> list[str]:  # type: ignore[type-arg]
     points = sorted(points, key=lambda p: p.spend)
-    problems = []
     previous_slope = np.inf
+    previous = None
     spend, conversions = 0.0, 0.0
     for point in points:
         at = where(point, f"a point of {cell}")
+        before = "" if previous is None else f" ({where(previous, 'a point')})"
         if point.spend == spend:
             return [
-                f"{at}, field 'spend': got {point.spend:g} twice for cell {cell}; "
-                "expected each spend once per cell."
+                f"{at}, field 'spend': got '{point.spend:g}' again for cell {cell}"
+                f"{before}; expected each spend once per cell."
             ]
         if point.conversions < conversions:
             return [
-                f"{at}, field 'conversions': got {point.conversions:g} at spend "
-                f"{point.spend:g}, below {conversions:g} at spend {spend:g} for cell "
-                f"{cell}; expected conversions that never fall as spend rises."
+                f"{at}, field 'conversions': got '{point.conversions:g}' at spend "
+                f"{point.spend:g}, below the {conversions:g} at spend {spend:g}"
+                f"{before} for cell {cell}; expected conversions that never fall "
+                "as spend rises."
             ]
         slope = (point.conversions - conversions) / (point.spend - spend)
         rises = slope > previous_slope * (1 + SLOPE_TOLERANCE) + 1e-15
-        if rises and not concave_hull:
-            problems.append(
-                f"{at}: the curve of cell {cell} is not concave at spend "
-                f"{point.spend:g}: the slope rises from {previous_slope:.6g} to "
-                f"{slope:.6g} conversions per unit of spend; expected diminishing "
-                "returns (slopes that never rise). Fix the points, or set "
-                "[curves] concave_hull = true to use their concave hull."
-            )
-            break
+        if rises and previous is not None and not concave_hull:
+            # The curve bends up at the previous breakpoint: name that one.
+            return [
+                f"{where(previous, f'a point of {cell}')}, field 'conversions': got "
+                f"'{previous.conversions:g}' at spend {previous.spend:g}, where the "
+                f"curve of cell {cell} is not concave: the slope rises from "
+                f"{previous_slope:.6g} before this breakpoint to {slope:.6g} "
+                f"conversions per unit of spend after it (to spend "
+                f"{point.spend:g}); expected a concave curve, whose slope never "
+                "rises: fix the points, or set [curves] concave_hull = true to use "
+                "their concave hull."
+            ]
         previous_slope, spend, conversions = slope, point.spend, point.conversions
+        previous = point
+    return []
+
+
+def _adjustments(scenario: Scenario) -> list[str]:
+    """What-if adjustments must name ids and months of the scenario."""
+    known = {
+        "channel_id": {c.channel_id for c in scenario.channels},
+        "segment_id": {s.segment_id for s in scenario.segments},
+        "month": set(scenario.plan.month_labels),
+    }
+    problems = []
+    for adjustment in scenario.adjustments:
+        for field, ids in known.items():
+            value = getattr(adjustment, field)
+            if value is not None and value not in ids:
+                problems.append(
+                    f"adjustment of {adjustment.label}, field '{field}': got "
+                    f"{value!r}; expected one of the scenario's {field} values, "
+                    "or none for all."
+                )
     return problems
 
 
 def _seasonality(scenario: Scenario) -> list[str]:
-    months = set(scenario.plan.month_labels)
-    segments = {s.segment_id for s in scenario.segments}
-    channels = {c.channel_id for c in scenario.channels}
-    horizon = f"{scenario.plan.month_labels[0]} to {scenario.plan.month_labels[-1]}"
+    labels = scenario.plan.month_labels
+    months = set(labels)
+    segments = sorted(s.segment_id for s in scenario.segments)
+    channels = sorted(c.channel_id for c in scenario.channels)
+    horizon = labels[0] if len(labels) == 1 else f"{labels[0]} to {labels[-1]}"
     problems = []
     seen: dict[tuple[str, str | None, str | None], Row] = {}
     for row in scenario.seasonality:
@@ -167,33 +219,42 @@ def _seasonality(scenario: Scenario) -> list[str]:
         if row.segment_id is not None and row.segment_id not in segments:
             problems.append(
                 f"{at}, field 'segment_id': got {row.segment_id!r}; expected a "
-                "segment_id defined in the segments table, or empty for all."
+                "segment_id defined in the segments table, or empty for all"
+                f"{did_you_mean(row.segment_id, segments)}."
             )
         if row.channel_id is not None and row.channel_id not in channels:
             problems.append(
                 f"{at}, field 'channel_id': got {row.channel_id!r}; expected a "
-                "channel_id defined in the channels table, or empty for all."
+                "channel_id defined in the channels table, or empty for all"
+                f"{did_you_mean(row.channel_id, channels)}."
             )
         key = (row.month, row.channel_id, row.segment_id)
         if key in seen:
+            found = ", ".join(repr(part or "") for part in key)
             problems.append(
-                f"{at}: the same month, channel and segment as "
-                f"{where(seen[key], 'another row')}; expected one row per "
-                "combination (rows for different scopes multiply)."
+                f"{at}, fields 'month', 'channel_id', 'segment_id': got {found} "
+                f"again (first defined at {where(seen[key], 'another row')}); "
+                "expected each combination once (rows for different scopes "
+                "multiply)."
             )
-        seen[key] = row
+        else:
+            seen[key] = row
     return problems
 
 
 def _rule(scenario: Scenario, index: int, rule: ConstraintRule) -> list[str]:
-    at = f"[[constraints]] entry {index + 1} ({rule.label})"
+    entry = f"[[constraints]] entry {index + 1}"
+    at = entry if scenario.source is None else f"{scenario.source}, {entry}"
     problems = []
     known = _scope_ids(scenario).get(rule.scope)
     if known is not None and rule.id not in known:
-        sample = ", ".join(sorted(known)[:6]) + (", ..." if len(known) > 6 else "")
+        choices = sorted(known)
+        sample = ", ".join(choices[:6]) + (", ..." if len(choices) > 6 else "")
+        # Months are numbers: a near month is not a likely typo.
+        hint = "" if rule.scope is Scope.MONTH else did_you_mean(str(rule.id), choices)
         problems.append(
             f"{at}, field 'id': got {rule.id!r}; expected a {rule.scope} of the "
-            f"scenario ({sample})."
+            f"scenario: {sample}{hint}."
         )
     pairs = [
         ("min", "max"),
@@ -205,8 +266,8 @@ def _rule(scenario: Scenario, index: int, rule: ConstraintRule) -> list[str]:
         a, b = getattr(rule, low), getattr(rule, high)
         if a is not None and b is not None and a > b:
             problems.append(
-                f"{at}: {low} {a:,.10g} is above {high} {b:,.10g}; expected "
-                f"{low} <= {high}."
+                f"{at}, field '{low}': got '{a:.10g}'; expected at most the "
+                f"entry's {high}, {b:.10g}."
             )
     return problems
 
@@ -238,27 +299,33 @@ def feasibility_problems(
     money = _money(scenario.plan.currency)
     problems = []
 
-    floors: dict[Scope, float] = defaultdict(float)
+    # Rules on the same subject combine: the tightest floor and ceiling hold.
+    ranges: dict[tuple[Scope, str | None], tuple[float, float, str]] = {}
     for rule in scenario.constraints:
         low, high = _range(rule, budget, exact)
-        reachable = capacity(rule.scope, rule.id)
+        key = (rule.scope, rule.id)
+        before = ranges.get(key, (0.0, np.inf, rule.label))
+        ranges[key] = (max(before[0], low), min(before[1], high), rule.label)
+
+    floors: dict[Scope, float] = defaultdict(float)
+    for (scope, id_), (low, high, label) in ranges.items():
+        reachable = capacity(scope, id_)
         if low > budget * (1 + 1e-9):
             problems.append(
-                f"{rule.label} must get at least {money(low)}, more than the "
+                f"{label} must get at least {money(low)}, more than the "
                 f"whole budget of {money(budget)}."
             )
         elif low > reachable * (1 + 1e-9) + 1e-9:
             problems.append(
-                f"{rule.label} must get at least {money(low)}, but its cells can "
+                f"{label} must get at least {money(low)}, but its cells can "
                 f"spend at most {money(reachable)} before their volume runs out."
             )
         if low > high * (1 + 1e-9):
             problems.append(
-                f"{rule.label} must get at least {money(low)} but at most "
-                f"{money(high)}."
+                f"{label} must get at least {money(low)} but at most {money(high)}."
             )
-        if rule.scope is not Scope.TOTAL:
-            floors[rule.scope] += low
+        if scope is not Scope.TOTAL:
+            floors[scope] += low
 
     for scope, total in floors.items():
         if total > budget * (1 + 1e-9):
@@ -294,13 +361,13 @@ def _absorption(scenario: Scenario, capacity, money) -> list[str]:  # type: igno
         )
         if absorbable < budget * (1 - 1e-9):
             limit = (
-                "reachable volume"
+                "reachable volume absorbs"
                 if scope is Scope.TOTAL
-                else (f"{scope} maximums and reachable volume")
+                else f"{scope} maximums and reachable volume absorb"
             )
             problems.append(
                 f"the exact budget of {money(budget)} cannot all be spent: the "
-                f"{limit} absorb at most {money(absorbable)}."
+                f"{limit} at most {money(absorbable)}."
             )
             break
     return problems

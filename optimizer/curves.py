@@ -206,9 +206,19 @@ def build_curves(scenario: Scenario) -> CellCurves:
         sorted(scenario.responses, key=lambda r: (r.segment_id, r.channel_id))
     )
     months = scenario.plan.month_labels
-    volume, cost = seasonal_multipliers(
-        cells, months, (*scenario.seasonality, *scenario.adjustments)
+    # Multiplying in a fixed order keeps the pieces identical to the last
+    # bit whatever the order of the input rows.
+    rows = sorted(
+        (*scenario.seasonality, *scenario.adjustments),
+        key=lambda r: (
+            r.month or "",
+            r.channel_id or "",
+            r.segment_id or "",
+            r.volume,
+            r.cost,
+        ),
     )
+    volume, cost = seasonal_multipliers(cells, months, rows)
     points = _points_by_cell(scenario.points)
 
     groups, widths, slopes = [], [], []

@@ -215,9 +215,10 @@ def largest_budget(
     Give exactly one of ``marginal_roi`` (objective value of the last
     dollar, at least), ``average_roi`` (objective per dollar, at least) or
     ``cpa`` (spend per conversion, at most). Marginal ROI never rises with
-    the budget; average ROI falls and CPA rises as spend moves to weaker
-    cells, which the bisection assumes; the plan found is checked against
-    the target whatever the shape.
+    the budget. The objective per dollar rises to one peak and then falls
+    (see :func:`_best_average`), so the search starts from that peak; a CPA
+    target follows the same shape exactly when conversions are the
+    objective. The plan found is checked against the target in every case.
     """
     given = {"marginal_roi": marginal_roi, "average_roi": average_roi, "cpa": cpa}
     chosen = [(name, value) for name, value in given.items() if value is not None]
@@ -246,15 +247,16 @@ def largest_budget(
         level = sweeper.solve_at(budget)
         return level.plan is not None and meets(level.plan)
 
-    if not passes(low):
+    start = low if name == "marginal_roi" else _best_average(sweeper, low, high)
+    if not passes(start):
+        where = "the smallest budget the rules allow" if start == low else "the best"
         return SearchResult(
             None,
-            sweeper.solve_at(low).plan,
-            f"no budget has {words} {_fmt(target)}: not even the smallest budget "
-            f"the rules allow, {_fmt(low)}",
+            sweeper.solve_at(start).plan,
+            f"no budget has {words} {_fmt(target)}: not even {where}, {_fmt(start)}",
             sweeper.solves,
         )
-    found = high if passes(high) else _bisect_last(passes, low, high)
+    found = high if passes(high) else _bisect_last(passes, start, high)
     return SearchResult(
         found,
         sweeper.solve_at(found).plan,
@@ -262,6 +264,25 @@ def largest_budget(
         + (" (all the rules allow)" if found == high else ""),
         sweeper.solves,
     )
+
+
+def _best_average(sweeper: BudgetSweeper, low: float, high: float) -> float:
+    """The budget where the objective per dollar peaks.
+
+    With a concave value ``v(B)``, ``v(B) / B`` rises while the marginal
+    value ``v'(B)`` exceeds the average ``v(B) / B`` and falls after, so
+    the peak is the last budget where the marginal is still above the average.
+    """
+
+    def rising(budget: float) -> bool:
+        plan = sweeper.solve_at(budget).plan
+        return plan is not None and (
+            plan.budget_shadow_price * plan.total_spend >= plan.objective_value
+        )
+
+    if not rising(low):
+        return low
+    return high if rising(high) else _bisect_last(rising, low, high)
 
 
 def smallest_budget(scenario: Scenario, *, metric: str, target: float) -> SearchResult:

@@ -13,17 +13,23 @@ import difflib
 import hashlib
 import io
 import logging
+import re
 import tomllib
-from pathlib import Path
-from typing import Any
+from enum import StrEnum
+from pathlib import Path, PurePath
+from typing import Any, get_args
 
 from pydantic import BaseModel, Field, ValidationError
 
+from optimizer.bids import BidSettings
+from optimizer.checks import did_you_mean
 from optimizer.errors import ScenarioError
 from optimizer.scenario import (
+    CURVE_PARAMETERS,
     BudgetSettings,
     Channel,
     ConstraintRule,
+    CurveKind,
     CurvePoint,
     CurveSettings,
     Frozen,
@@ -33,6 +39,7 @@ from optimizer.scenario import (
     Response,
     SalesCycleSettings,
     Scenario,
+    Scope,
     Seasonality,
     Segment,
     SolverSettings,
@@ -54,6 +61,7 @@ class ScenarioFile(Frozen):
     curves: CurveSettings = CurveSettings()
     sales_cycle: SalesCycleSettings = SalesCycleSettings()
     solver: SolverSettings = SolverSettings()
+    bids: BidSettings = BidSettings()
     tables: TableFiles
     constraints: tuple[ConstraintRule, ...] = Field(default=())
 
@@ -87,7 +95,7 @@ def load_scenario(path: str | Path) -> Scenario:
         message names the file, row, field and value.
     """
     path = Path(path)
-    raw = _read_bytes(path, what="the scenario file")
+    raw = _read_scenario_bytes(path)
     settings = _parse_settings(path, raw)
     hashes = {path.name: hashlib.sha256(raw).hexdigest()}
 
@@ -98,7 +106,7 @@ def load_scenario(path: str | Path) -> Scenario:
             tables[key] = ()
             continue
         table_path = path.parent / relative
-        data = _read_bytes(table_path, what=f"the {key} table named in {path}")
+        data = _read_table_bytes(path, key, relative)
         hashes[relative] = hashlib.sha256(data).hexdigest()
         tables[key] = read_table(table_path, data, model)
 
@@ -125,31 +133,68 @@ def _assemble(
             input_hashes=tuple(sorted(hashes.items())),
         )
     except ValidationError as error:
-        raise ScenarioError([e["msg"] for e in error.errors()]) from None
+        # The cross-table checks arrive as one error whose message holds one
+        # problem per line; report them as separate problems.
+        problems = [
+            line
+            for issue in error.errors()
+            for line in str(issue["msg"]).splitlines()
+            if line.strip()
+        ]
+        raise ScenarioError(_at_most(problems, str(path))) from None
 
 
-def _read_bytes(path: Path, *, what: str) -> bytes:
+def _read_scenario_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
         raise ScenarioError(
-            f"{path}: no such file; expected {what} at this path."
+            f"{path}: got no file at this path; expected the scenario's TOML file."
         ) from None
     except OSError as error:
         raise ScenarioError(
-            f"{path}: cannot be read ({error.strerror}); expected {what}."
+            f"{path}: got a path that cannot be read ({error.strerror}); expected "
+            "the scenario's TOML file."
         ) from None
+
+
+def _read_table_bytes(path: Path, key: str, relative: str) -> bytes:
+    """The bytes of a table; a problem is reported where the path was given."""
+    table_path = path.parent / relative
+    at = f"{path}, [tables], field '{key}': got {relative!r}"
+    expected = (
+        f"expected the path of the {key} table, relative to the folder of {path.name}"
+    )
+    try:
+        return table_path.read_bytes()
+    except FileNotFoundError:
+        raise ScenarioError(
+            f"{at}, but there is no file {table_path}; {expected}"
+            f"{_file_hint(table_path, relative)}."
+        ) from None
+    except OSError as error:
+        raise ScenarioError(
+            f"{at}, but {table_path} cannot be read ({error.strerror}); {expected}."
+        ) from None
+
+
+def _file_hint(table_path: Path, relative: str) -> str:
+    try:
+        names = sorted(p.name for p in table_path.parent.iterdir() if p.is_file())
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(table_path.name, names, n=1, cutoff=0.8)
+    if not close:
+        return ""
+    return f" (did you mean '{PurePath(relative).parent / close[0]}'?)"
 
 
 def _parse_settings(path: Path, raw: bytes) -> ScenarioFile:
-    text = _decode(path, raw)
+    text = _decode(path, raw, table=False)
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(
-            f"{path}: TOML syntax error: {error}; expected valid TOML "
-            "(see the scenario format in the README)."
-        ) from None
+        raise ScenarioError(_toml_syntax_problem(path, text, error)) from None
     try:
         return ScenarioFile.model_validate(document)
     except ValidationError as error:
@@ -157,19 +202,72 @@ def _parse_settings(path: Path, raw: bytes) -> ScenarioFile:
             _describe(issue, str(path), ScenarioFile, toml=True)
             for issue in error.errors()
         ]
-        raise ScenarioError(problems[:MAX_PROBLEMS]) from None
+        raise ScenarioError(_at_most(problems, str(path))) from None
 
 
-def _decode(path: Path, raw: bytes) -> str:
+def _toml_syntax_problem(path: Path, text: str, error: Exception) -> str:
+    message = str(error)
+    found = re.fullmatch(r"(?s)(.*) \(at line (\d+), column (\d+)\)", message)
+    if found is None:
+        reason = message.removesuffix(" (at end of document)")
+        return (
+            f"{path}, at the end of the file: got an unfinished document; expected "
+            f"valid TOML ({_lower_first(reason)})."
+        )
+    reason, line, column = found[1], int(found[2]), int(found[3])
+    lines = text.splitlines()
+    content = lines[line - 1].strip() if line <= len(lines) else ""
+    return (
+        f"{path}, line {line}, column {column}: got {content!r}; expected valid "
+        f"TOML ({_lower_first(reason)})."
+    )
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _decode(path: Path, raw: bytes, *, table: bool = True) -> str:
+    """The file as text; a file that is not UTF-8 is refused where it breaks."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        row = raw[: error.start].count(b"\n") + 1
         byte = raw[error.start]
+        text = raw.decode("utf-8-sig", errors="surrogateescape")
+        if table:
+            where, shown = _bad_cell(path, text)
+            save_as = "'CSV UTF-8'"
+        else:
+            line = raw[: error.start].count(b"\n") + 1
+            where, shown = f"{path}, line {line}", text.splitlines()[line - 1]
+            save_as = "UTF-8"
         raise ScenarioError(
-            f"{path}, row {row}: not UTF-8 text (byte 0x{byte:02x} at offset "
-            f"{error.start}); expected a UTF-8 file; re-save it as 'CSV UTF-8'."
+            f"{where}: got '{_escape_bytes(shown)}'; expected UTF-8 text (byte "
+            f"0x{byte:02x} is not UTF-8: save the file as {save_as})."
         ) from None
+
+
+def _bad_cell(path: Path, text: str) -> tuple[str, str]:
+    """The first cell of a table that holds bytes that are not UTF-8."""
+    header: list[str] = []
+    for row, values in enumerate(csv.reader(io.StringIO(text, newline="")), 1):
+        if row == 1:
+            header = [cell.strip() for cell in values]
+        for index, value in enumerate(values):
+            if _escape_bytes(value) == value:
+                continue
+            if row > 1 and index < len(header):
+                return f"{path}, row {row}, field '{header[index]}'", value.strip()
+            return f"{path}, row {row}, column {index + 1}", value.strip()
+    return str(path), ""
+
+
+def _escape_bytes(text: str) -> str:
+    """Bytes that were not UTF-8 (decoded as surrogates) written as ``\\xNN``."""
+    return "".join(
+        f"\\x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff" else char
+        for char in text
+    )
 
 
 def read_table[M: Frozen](path: Path, data: bytes, model: type[M]) -> tuple[M, ...]:
@@ -181,23 +279,27 @@ def read_table[M: Frozen](path: Path, data: bytes, model: type[M]) -> tuple[M, .
     reader = csv.reader(io.StringIO(_decode(path, data), newline=""))
     header = next(reader, None)
     if header is None or not any(cell.strip() for cell in header):
+        found = "an empty file" if not data.strip() else "an empty header row"
         raise ScenarioError(
-            f"{path}: the table is empty; expected a header row and at least "
-            "one data row."
+            f"{path}, row 1: got {found}; expected a header row with at least the "
+            f"columns {', '.join(_required(model))}, then at least one data row."
         )
     columns = [cell.strip() for cell in header]
     _check_header(path, columns, model)
 
     rows: list[M] = []
     problems: list[str] = []
-    for values in reader:
+    # Spreadsheet rows are records, not lines: a quoted cell may span lines.
+    for row, values in enumerate(reader, 2):
         if not any(value.strip() for value in values):
             continue
-        origin = Origin(file=str(path), row=reader.line_num)
+        origin = Origin(file=str(path), row=row)
         if len(values) > len(columns):
+            extra = ", ".join(repr(value.strip()) for value in values[len(columns) :])
             problems.append(
-                f"{origin}: {len(values)} values but the header has "
-                f"{len(columns)} columns; expected one value per column."
+                f"{origin}: got {len(values)} values, more than the {len(columns)} "
+                f"columns of the header (extra: {extra}); expected at most one "
+                "value per column (quote a value that holds a comma)."
             )
             continue
         record = {
@@ -208,55 +310,72 @@ def read_table[M: Frozen](path: Path, data: bytes, model: type[M]) -> tuple[M, .
         try:
             rows.append(model.model_validate({**record, "origin": origin}))
         except ValidationError as error:
-            problems += [_describe(e, str(origin), model) for e in error.errors()]
-        if len(problems) >= MAX_PROBLEMS:
-            break
+            problems += [
+                _describe(e, str(origin), model, record=record) for e in error.errors()
+            ]
 
     if problems:
-        raise ScenarioError(problems[:MAX_PROBLEMS])
+        raise ScenarioError(_at_most(problems, str(path)))
     if not rows:
         raise ScenarioError(
-            f"{path}: no data rows under the header; expected at least one row."
+            f"{path}, row 2: got no data rows under the header; expected at least "
+            "one data row."
         )
     return tuple(rows)
 
 
-def _check_header(path: Path, columns: list[str], model: type[Frozen]) -> None:
-    known = [name for name in model.model_fields if name != "origin"]
-    required = [
+def _at_most(problems: list[str], where: str) -> list[str]:
+    """The first problems, and how many more there are."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    hidden = len(problems) - MAX_PROBLEMS
+    return [
+        *problems[:MAX_PROBLEMS],
+        f"{where}: {hidden} more problems not shown; fix these first.",
+    ]
+
+
+def _required(model: type[BaseModel]) -> list[str]:
+    return [
         name
         for name, field in model.model_fields.items()
         if field.is_required() and name != "origin"
     ]
+
+
+def _check_header(path: Path, columns: list[str], model: type[Frozen]) -> None:
+    known = [name for name in model.model_fields if name != "origin"]
+    required = _required(model)
     problems = []
-    for column in columns:
+    for index, column in enumerate(columns):
+        at = f"{path}, row 1, column {index + 1}: got '{column}'"
         if column not in known:
             problems.append(
-                f"{path}, row 1, column '{column}': unknown column; expected one "
-                f"of {', '.join(known)}{_suggestion(column, known)}."
+                f"{at}; expected one of {', '.join(known)}"
+                f"{did_you_mean(column, known)}."
             )
-        elif columns.count(column) > 1:
+        elif column in columns[:index]:
             problems.append(
-                f"{path}, row 1, column '{column}': the column appears "
-                f"{columns.count(column)} times; expected it once."
+                f"{at} again (also column {columns.index(column) + 1}); expected "
+                "each column once."
             )
     problems += [
-        f"{path}, row 1: missing required column '{name}'; expected a header "
-        f"with {', '.join(required)}."
+        f"{path}, row 1: got no column '{name}'; expected a header with the "
+        f"required columns {', '.join(required)}."
         for name in required
         if name not in columns
     ]
     if problems:
-        raise ScenarioError(list(dict.fromkeys(problems)))
-
-
-def _suggestion(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+        raise ScenarioError(problems)
 
 
 def _describe(
-    issue: Any, where: str, model: type[BaseModel], *, toml: bool = False
+    issue: Any,
+    where: str,
+    model: type[BaseModel],
+    *,
+    toml: bool = False,
+    record: dict[str, str] | None = None,
 ) -> str:
     """One complete sentence for one pydantic validation issue."""
     location = tuple(issue["loc"])
@@ -266,20 +385,99 @@ def _describe(
     kind = issue["type"]
 
     if field is None:
+        if model is ConstraintRule and kind == "value_error":
+            return _constraint_problem(where, issue)
         return f"{where}: {_reason(issue)}."
     if kind == "extra_forbidden":
         known = [name for name in model.model_fields if name != "origin"]
+        what = "table" if isinstance(issue["input"], dict) else "field"
         return (
-            f"{where}: unknown field '{field}'; expected one of "
-            f"{', '.join(known)}{_suggestion(field, known)}."
+            f"{where}: got unknown {what} '{field}'; expected one of "
+            f"{', '.join(known)}{did_you_mean(field, known)}."
         )
+    table = _table_model(model, field) if toml else None
+    if table is not None:
+        return _table_problem(where, field, table, issue)
+    if model is Response and field in _ALL_PARAMETERS and kind == "value_error":
+        return _parameter_problem(where, field, issue, (record or {}).get("curve"))
+    empty = "no value" if toml else "an empty cell"
+    return _value_problem(where, field, model, issue, empty=empty)
+
+
+def _value_problem(
+    where: str, field: str, model: type[BaseModel], issue: Any, *, empty: str
+) -> str:
+    """A field whose value is missing, of the wrong type or out of range."""
+    kind = issue["type"]
     expected = _expected(model, field)
-    if kind == "missing":
-        return f"{where}, field '{field}': the value is missing; expected {expected}."
-    got = f"got {issue['input']!r}"
+    if kind == "missing" or issue["input"] is None:
+        got = empty
+    else:
+        got = _shown(issue["input"])
     if kind == "value_error":
-        return f"{where}, field '{field}': {got}; {_reason(issue)}."
-    return f"{where}, field '{field}': {got}; expected {expected}."
+        expected = f"a valid value ({_reason(issue)})"
+    elif kind == "finite_number":
+        expected = f"a finite number, {expected}"
+    elif kind == "enum":
+        expected += did_you_mean(str(issue["input"]), _choices(model, field))
+    return f"{where}, field '{field}': got {got}; expected {expected}."
+
+
+_ALL_PARAMETERS = {name for names in CURVE_PARAMETERS.values() for name in names}
+
+
+def _parameter_problem(where: str, field: str, issue: Any, curve: str | None) -> str:
+    """A curve parameter that the row's curve needs, or does not use."""
+    if curve not in set(CurveKind):
+        return f"{where}, field '{field}': {_reason(issue)}."
+    kind = CurveKind(curve)
+    *others, last = CURVE_PARAMETERS[kind] or ("",)
+    uses = f"{', '.join(others)} and {last}" if others else last
+    if issue["input"] is None:
+        return (
+            f"{where}, field '{field}': got an empty cell; expected "
+            f"{_expected(Response, field)} (a {kind} curve needs {uses})."
+        )
+    why = (
+        f"a {kind} curve uses only {uses}"
+        if uses
+        else f"a {kind} curve takes its spend and conversions from the points table"
+    )
+    return (
+        f"{where}, field '{field}': got {_shown(issue['input'])}; expected an empty "
+        f"cell ({why})."
+    )
+
+
+def _constraint_problem(where: str, issue: Any) -> str:
+    """A [[constraints]] entry whose fields do not fit together."""
+    entry = issue["input"] if isinstance(issue["input"], dict) else {}
+    bounds = ("min", "max", "fixed", "min_share", "max_share")
+    scope = str(entry.get("scope", ""))
+    if not any(entry.get(bound) is not None for bound in bounds):
+        return (
+            f"{where}: got none of {', '.join(bounds)}; expected at least one of them."
+        )
+    if scope == Scope.TOTAL and entry.get("id") is not None:
+        return (
+            f"{where}, field 'id': got {_shown(entry['id'])}; expected no id, as a "
+            "'total' rule applies to the whole spend."
+        )
+    if scope != Scope.TOTAL and entry.get("id") is None:
+        return (
+            f"{where}, field 'id': got no value; expected the {scope} the rule "
+            f"applies to ({_SCOPE_IDS.get(scope, 'an id')})."
+        )
+    return f"{where}: {_reason(issue)}."
+
+
+_SCOPE_IDS = {
+    Scope.CHANNEL: "a channel_id",
+    Scope.SEGMENT: "a segment_id",
+    Scope.STAGE: "'research', 'evaluation' or 'decision'",
+    Scope.CELL: "'segment_id/channel_id'",
+    Scope.MONTH: "a month of the horizon as YYYY-MM",
+}
 
 
 def _toml_location(
@@ -300,11 +498,53 @@ def _toml_location(
     return where, location, model
 
 
+def _table_model(model: type[BaseModel], field: str) -> type[BaseModel] | None:
+    """The model of a TOML table such as [budget], or None for a plain key."""
+    info = model.model_fields.get(field)
+    annotation = info.annotation if info is not None else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _table_problem(where: str, field: str, table: type[BaseModel], issue: Any) -> str:
+    """A TOML table that is missing, or is not a table."""
+    keys = ", ".join(_required(table))
+    wanted = f"a [{field}] table" + (f" with {keys}" if keys else "")
+    if issue["type"] == "missing":
+        return f"{where}, [{field}]: got no such table; expected {wanted}."
+    return f"{where}, field '{field}': got {_shown(issue['input'])}; expected {wanted}."
+
+
 def _expected(model: type[BaseModel], field: str) -> str:
     info = model.model_fields.get(field)
-    if info is None or not info.description:
+    if info is None:
         return "a valid value"
-    return info.description
+    if info.description:
+        return info.description
+    # An optional Annotated type such as ``Identifier | None`` keeps its
+    # description inside the union.
+    for argument in get_args(info.annotation):
+        for meta in get_args(argument)[1:]:
+            description = getattr(meta, "description", None)
+            if description:
+                return f"{description}, or empty"
+    return "a valid value"
+
+
+def _choices(model: type[BaseModel], field: str) -> list[str]:
+    info = model.model_fields.get(field)
+    annotation = info.annotation if info is not None else None
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return [member.value for member in annotation]
+    return []
+
+
+def _shown(value: object) -> str:
+    """A value as found, in quotes; TOML booleans as TOML writes them."""
+    if isinstance(value, bool):
+        return repr("true" if value else "false")
+    return repr(value if isinstance(value, str) else str(value))
 
 
 def _reason(issue: Any) -> str:

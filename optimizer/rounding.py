@@ -14,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 import numpy.typing as npt
+
+from optimizer.solve import new_highs
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -52,7 +55,68 @@ def round_to_cents(
     for _ in range(10 * len(limits) + 1000):
         if not _repair_one(cents, floors, ceilings, exact - floors, limits):
             break
+    if _broken(cents, limits):
+        cents = _exact_rounding(floors, ceilings, exact - floors, target, limits, cents)
     return cents.reshape(spend.shape)
+
+
+def _broken(cents: IntArray, limits: Sequence[CentLimit]) -> bool:
+    for limit in limits:
+        held = int(cents[limit.inside].sum())
+        if held < limit.low or (limit.high is not None and held > limit.high):
+            return True
+    return False
+
+
+def _exact_rounding(
+    floors: IntArray,
+    ceilings: IntArray,
+    remainder: FloatArray,
+    target: int,
+    limits: Sequence[CentLimit],
+    fallback: IntArray,
+) -> IntArray:
+    """Round up exactly the cells a small integer program picks.
+
+    When no single swap mends a rule (two rules can each block the other's
+    repair), choose for every cell with a fraction of a cent whether it
+    rounds up: the cents must add up to the target and keep every limit,
+    preferring the largest remainders. Returns ``fallback`` if no such
+    rounding exists within a few seconds.
+    """
+    free = np.flatnonzero(ceilings > floors)
+    n = len(free)
+    highs = new_highs({"presolve": "on", "mip_rel_gap": 0.0}, time_limit=10.0)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n, 1 + len(limits)
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_cost_ = remainder[free]
+    lp.col_lower_, lp.col_upper_ = np.zeros(n), np.ones(n)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * n
+    rows = [np.ones(n)] + [limit.inside[free].astype(float) for limit in limits]
+    missing = target - int(floors.sum())
+    lower = [missing] + [
+        limit.low - int(floors[limit.inside].sum()) for limit in limits
+    ]
+    upper = [missing] + [
+        np.inf if limit.high is None else limit.high - int(floors[limit.inside].sum())
+        for limit in limits
+    ]
+    matrix = np.vstack(rows)
+    lp.row_lower_, lp.row_upper_ = np.array(lower, float), np.array(upper, float)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    nonzero = matrix != 0
+    lp.a_matrix_.start_ = np.r_[0, np.cumsum(nonzero.sum(axis=1))].astype(np.int32)
+    lp.a_matrix_.index_ = np.nonzero(nonzero)[1].astype(np.int32)
+    lp.a_matrix_.value_ = matrix[nonzero]
+    highs.passModel(lp)
+    highs.run()
+    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return fallback
+    up = np.round(np.array(highs.getSolution().col_value)).astype(np.int64)
+    cents = floors.copy()
+    cents[free] += up
+    return cents if not _broken(cents, limits) else fallback
 
 
 def _largest_remainder(exact: FloatArray, floors: IntArray, target: int) -> IntArray:

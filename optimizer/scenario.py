@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from optimizer.bids import BidSettings
+
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
@@ -452,6 +454,7 @@ class Scenario(Frozen):
     curves: CurveSettings = CurveSettings()
     sales_cycle: SalesCycleSettings = SalesCycleSettings()
     solver: SolverSettings = SolverSettings()
+    bids: BidSettings = BidSettings()
     constraints: tuple[ConstraintRule, ...] = ()
     segments: tuple[Segment, ...]
     channels: tuple[Channel, ...]

@@ -101,9 +101,8 @@ def test_invalid_input_exits_3_and_keeps_the_previous_plan(
     assert code == EXIT_INVALID_INPUT
     err = capsys.readouterr().err
     assert err == (
-        f"error: invalid input:\n{broken}: TOML syntax error: Invalid value "
-        "(at line 3, column 10); expected valid TOML (see the scenario format in "
-        "the README).\n"
+        f"error: invalid input:\n{broken}, line 3, column 10: got 'months ='; "
+        "expected valid TOML (invalid value).\n"
     )
     assert (out / "summary.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.toml", "plan"]
