@@ -182,6 +182,7 @@ class Adjustment:
 
     channel_id: str
     campaign: str
+    platform_id: str | None
     platform: Platform
     kind: CriterionKind
     value: str
@@ -221,9 +222,9 @@ class CampaignBid:
 
     channel_id: str
     campaign: str
-    base_bid: float
+    base_bid: float | None
     multiplier: float
-    bid: float
+    bid: float | None
     min_bid: float | None
     max_bid: float | None
     currency: str
@@ -292,15 +293,17 @@ def read_allocation(path: str | Path, scenario: Scenario) -> pd.DataFrame:
             f"{path}: no such file; expected the allocation.csv of a plan written "
             "by 'optimizer run'."
         ) from None
-    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    table = list(csv.reader(io.StringIO(text, newline="")))
+    header = [cell.strip() for cell in table[0]] if table else []
     columns = (*ALLOCATION_COLUMNS, objective)
-    header = list(rows[0]) if rows else []
     missing = [column for column in columns if column not in header]
     if missing:
         raise BidInputError(
-            f"{path}, row 1: missing column(s) {', '.join(missing)}; expected the "
-            f"allocation.csv of a plan that maximizes {objective}."
+            f"{path}, row 1: got no column {', '.join(repr(c) for c in missing)}; "
+            f"expected the columns {', '.join(columns)} of the allocation.csv of a "
+            f"plan that maximizes {objective}."
         )
+    rows = [dict(zip(header, values, strict=False)) for values in table[1:] if values]
 
     segments = {segment.segment_id for segment in scenario.segments}
     channels = {channel.channel_id for channel in scenario.channels}
@@ -548,6 +551,7 @@ class _Campaign:
         return Adjustment(
             channel_id=self.channel.channel_id,
             campaign=self.name,
+            platform_id=self.settings.platform_id(self.channel.channel_id),
             platform=self.channel.platform,
             kind=kind,
             value=value,
@@ -585,7 +589,7 @@ class _Campaign:
         percent = round_percent(
             100.0 * (steps[-1].multiplier - 1.0), self.settings.round_to_whole_percent
         )
-        _record(steps, percent, "rounding", f"rounded to {format_percent(percent)}%")
+        _record(steps, percent, "rounding", f"rounded to {signed_percent(percent)}")
         percent = self._clamp(percent, limits, key, fired, steps)
 
         before = self.previous.get(key)
@@ -599,7 +603,7 @@ class _Campaign:
                 steps,
                 percent,
                 "min_step",
-                f"kept at the previous {format_percent(percent)}%: a change of "
+                f"kept at the previous {signed_percent(percent)}: a change of "
                 f"{change:+g} points is below the minimum step of "
                 f"{settings.min_step_percent:g}",
             )
@@ -610,8 +614,8 @@ class _Campaign:
                 steps,
                 percent,
                 "max_change",
-                f"moved {limit:+g} points from the previous "
-                f"{format_percent(before.percent)}% instead of {change:+g}: the "
+                f"moved {math.copysign(limit, change):+g} points from the previous "
+                f"{signed_percent(before.percent)} instead of {change:+g}: the "
                 "maximum change per cycle",
             )
         return self._clamp(percent, limits, key, fired, steps), False
@@ -631,9 +635,9 @@ class _Campaign:
         direction = "above" if percent > clamped else "below"
         warnings.warn(
             f"campaign '{key[0]}', {key[1]} {key[2]}: {sources} give "
-            f"{format_percent(percent)}%, {direction} the {limits.platform} range "
+            f"{signed_percent(percent)}, {direction} the {limits.platform} range "
             f"for {limits.kind} ({limits.describe()}); clamped by "
-            f"{clamped - percent:+g} points to {format_percent(clamped)}%. Change "
+            f"{clamped - percent:+g} points to {signed_percent(clamped)}. Change "
             "those rules' percents or add a cap or floor rule so bids stay within "
             "the platform's range.",
             BidWarning,
@@ -643,7 +647,7 @@ class _Campaign:
             steps,
             clamped,
             "platform_range",
-            f"clamped to {format_percent(clamped)}%, the {limits.platform} limit "
+            f"clamped to {signed_percent(clamped)}, the {limits.platform} limit "
             f"for {limits.kind}",
         )
         return clamped
@@ -737,30 +741,89 @@ def _linkedin_bid(
     *,
     fired: set[str],
 ) -> CampaignBid:
-    """One bid for a LinkedIn campaign: base cost per click x its segments' mean."""
+    """One bid for a LinkedIn campaign: base cost per click x its segments' mean.
+
+    Without clicks in the plan and without ``linkedin_base_bid`` the bid is
+    left empty and the reason says so; the multiplier still applies.
+    """
     settings = scenario.bids
     currency = scenario.plan.currency
-    funded = [cell for cell in cells if cell.spend > 0]
-    spend = sum(cell.spend for cell in funded)
-    clicks = [cell.clicks for cell in funded]
-
-    if funded and all(c is not None and c > 0 for c in clicks):
-        base = spend / sum(c for c in clicks if c is not None)
-        base_words = f"cost per click {base:,.2f} {currency} (spend over clicks)"
-    elif settings.linkedin_base_bid is not None:
-        base = settings.linkedin_base_bid
-        base_words = f"linkedin_base_bid {base:,.2f} {currency}"
+    campaign = settings.campaign_name(channel.channel_id)
+    base, base_words = _linkedin_base(cells, settings.linkedin_base_bid, currency)
+    multiplier, rule_ids = _linkedin_multiplier(scenario, channel, cells, fired)
+    bid = None
+    if base is None:
+        reason = f"{base_words}; its segments' spend-weighted multiplier is "
+        reason += f"x{multiplier:.4f}"
     else:
-        raise BidInputError(
-            f"{scenario.source or 'the scenario'}, [bids], field 'linkedin_base_bid': "
-            f"the value is missing; LinkedIn campaign '{channel.channel_id}' has no "
-            "cost per click in the plan (its curves give no clicks), so expected a "
-            "base bid; set linkedin_base_bid."
-        )
+        reason = f"{base_words} x{multiplier:.4f}, the spend-weighted mean of "
+        reason += "its segments' multipliers"
+        bid = _within_limits(base * multiplier, campaign, scenario)
+        if bid != round_money(base * multiplier):
+            reason += f"; clamped to {bid:,.2f}, the bid limit"
+    return CampaignBid(
+        channel_id=channel.channel_id,
+        campaign=campaign,
+        base_bid=None if base is None else round_money(base),
+        multiplier=multiplier,
+        bid=bid,
+        min_bid=settings.linkedin_min_bid,
+        max_bid=settings.linkedin_max_bid,
+        currency=currency,
+        rules=rule_ids,
+        reason=reason,
+    )
 
-    defaults = _value_defaults(cells, currency)
-    weighted, used = 0.0, set()
-    for cell in funded:
+
+def _within_limits(amount: float, campaign: str, scenario: Scenario) -> float:
+    """A LinkedIn bid in cents, moved into the limits with a warning."""
+    settings, currency = scenario.bids, scenario.plan.currency
+    raw = round_money(amount)
+    low = settings.linkedin_min_bid or 0.01
+    high = settings.linkedin_max_bid or math.inf
+    bid = min(max(raw, low), high)
+    if bid != raw:
+        warnings.warn(
+            f"LinkedIn campaign '{campaign}': the bid {raw:,.2f} {currency} is "
+            f"outside the bid limits ({low:,.2f} to {high:,.2f}); clamped by "
+            f"{bid - raw:+,.2f} to {bid:,.2f}. Check linkedin_min_bid and "
+            "linkedin_max_bid against LinkedIn's bid limits for this audience.",
+            BidWarning,
+            stacklevel=4,
+        )
+    return bid
+
+
+def _linkedin_base(
+    cells: Sequence[_Cell], fallback: float | None, currency: str
+) -> tuple[float | None, str]:
+    """The campaign's cost per click in the plan, else ``linkedin_base_bid``."""
+    funded = [cell for cell in cells if cell.spend > 0]
+    clicks = [cell.clicks or 0.0 for cell in funded]
+    if funded and all(count > 0 for count in clicks):
+        base = sum(cell.spend for cell in funded) / sum(clicks)
+        return base, f"cost per click {base:,.2f} {currency} (spend over clicks)"
+    if fallback is not None:
+        return fallback, f"linkedin_base_bid {fallback:,.2f} {currency}"
+    return None, (
+        "no bid: the plan has no clicks for this campaign (its curves give none) "
+        "and [bids] sets no linkedin_base_bid; set it to get a bid"
+    )
+
+
+def _linkedin_multiplier(
+    scenario: Scenario,
+    channel: Channel,
+    cells: Sequence[_Cell],
+    fired: set[str],
+) -> tuple[float, tuple[str, ...]]:
+    """Spend-weighted mean of the funded, not excluded segments' multipliers."""
+    settings = scenario.bids
+    defaults = _value_defaults(cells, scenario.plan.currency)
+    weighted, spend, used = 0.0, 0.0, set()
+    for cell in cells:
+        if cell.spend <= 0:
+            continue
         rules = [
             rule
             for rule in settings.rules
@@ -770,51 +833,14 @@ def _linkedin_bid(
         ]
         fired.update(rule.id for rule in rules)
         if any(rule.action is RuleAction.EXCLUDE for rule in rules):
-            spend -= cell.spend
             continue
-        steps = _rule_steps(defaults[cell.segment.segment_id][0].multiplier, rules)
+        start = defaults[cell.segment.segment_id][0].multiplier
+        steps = _rule_steps(start, rules)
         used.update(step.source for step in steps)
-        final = (
-            steps[-1].multiplier
-            if steps
-            else defaults[cell.segment.segment_id][0].multiplier
-        )
-        weighted += cell.spend * final
+        weighted += cell.spend * (steps[-1].multiplier if steps else start)
+        spend += cell.spend
     multiplier = weighted / spend if spend > 0 else 1.0
-
-    raw = round_money(base * multiplier)
-    bid = raw
-    if settings.linkedin_min_bid is not None:
-        bid = max(bid, settings.linkedin_min_bid)
-    if settings.linkedin_max_bid is not None:
-        bid = min(bid, settings.linkedin_max_bid)
-    reason = (
-        f"{base_words} x{multiplier:.4f}, the spend-weighted mean of its segments' "
-        "multipliers"
-    )
-    if bid != raw:
-        warnings.warn(
-            f"LinkedIn campaign '{settings.campaign_name(channel.channel_id)}': the "
-            f"bid {raw:,.2f} {currency} is outside linkedin_min_bid to "
-            f"linkedin_max_bid; clamped by {bid - raw:+,.2f} to {bid:,.2f}. Check "
-            "the limits against LinkedIn's bid limits for this audience.",
-            BidWarning,
-            stacklevel=3,
-        )
-        reason += f"; clamped to {bid:,.2f}, the LinkedIn bid limit"
-    rule_ids = tuple(rule.id for rule in settings.rules if rule.id in used)
-    return CampaignBid(
-        channel_id=channel.channel_id,
-        campaign=settings.campaign_name(channel.channel_id),
-        base_bid=round_money(base),
-        multiplier=multiplier,
-        bid=bid,
-        min_bid=settings.linkedin_min_bid,
-        max_bid=settings.linkedin_max_bid,
-        currency=currency,
-        rules=rule_ids,
-        reason=reason,
-    )
+    return multiplier, tuple(rule.id for rule in settings.rules if rule.id in used)
 
 
 def _check_references(scenario: Scenario) -> None:
@@ -862,6 +888,11 @@ def round_percent(percent: float, whole: bool) -> float:
 def round_money(amount: float) -> float:
     """Round half away from zero to cents."""
     return float(Decimal(repr(amount)).quantize(Decimal("0.01"), ROUND_HALF_UP))
+
+
+def signed_percent(percent: float) -> str:
+    """A percent with its sign and unit, as notes write it: ``+25%``, ``0%``."""
+    return f"{'+' if percent > 0 else ''}{format_percent(percent)}%"
 
 
 def format_percent(percent: float) -> str:

@@ -7,8 +7,9 @@ are made with :class:`matplotlib.figure.Figure` itself rather than through
 pyplot's registry and works in a server, a notebook or a test alike. Saving
 renders with Agg.
 
-PNG bytes are repeatable: a fixed resolution, matplotlib's bundled fonts and
-no ``Software`` text chunk, so the same plan gives the same files.
+Saved PNGs repeat byte for byte: they are drawn in matplotlib's default
+style (not the machine's matplotlibrc) with its bundled fonts, at a fixed
+resolution and without the ``Software`` text chunk.
 
 Money is plotted in currency units, so a bar's height is the amount in the
 tables; spend comes from the plan's cents.
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import matplotlib as mpl
+import matplotlib.style
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -462,6 +463,17 @@ def largest_cells(plan: Plan) -> dict[str, str]:
     return found
 
 
+@contextmanager
+def default_style() -> Iterator[None]:
+    """Draw with matplotlib's default settings, whatever a matplotlibrc says.
+
+    Saved charts are drawn and rendered inside it, so that their bytes do not
+    depend on the machine's style settings.
+    """
+    with matplotlib.style.context("default"):
+        yield
+
+
 def png_bytes(figure: Figure) -> bytes:
     """The figure as PNG at :data:`DPI`, the same bytes every time."""
     buffer = io.BytesIO()
@@ -479,8 +491,9 @@ def save_charts(
 ) -> list[Path]:
     """Write every chart of :func:`chart_figures` as a PNG into ``folder``.
 
-    Like :func:`optimizer.write_plan`, the folder is written beside its
-    destination and replaces it only once every chart is written.
+    Charts are drawn in :func:`default_style`. Like
+    :func:`optimizer.write_plan`, the folder is written beside its destination
+    and replaces it only once every chart is written.
 
     Returns
     -------
@@ -488,13 +501,15 @@ def save_charts(
         The files written, in the order of :func:`chart_figures`.
     """
     folder = Path(folder)
-    figures = chart_figures(
-        plan, comparison=comparison, frontier=frontier, chosen_budget=chosen_budget
-    )
+    with default_style():
+        figures = chart_figures(
+            plan, comparison=comparison, frontier=frontier, chosen_budget=chosen_budget
+        )
+        images = {stem: png_bytes(figure) for stem, figure in figures.items()}
     with staged_folder(folder) as staging:
-        for stem, figure in figures.items():
-            (staging / f"{stem}.png").write_bytes(png_bytes(figure))
-    return [folder / f"{stem}.png" for stem in figures]
+        for stem, data in images.items():
+            (staging / f"{stem}.png").write_bytes(data)
+    return [folder / f"{stem}.png" for stem in images]
 
 
 def _figure_and_axes(ax: Axes | None) -> tuple[Figure, Axes]:
@@ -517,7 +532,7 @@ def _cents_table(plan: Plan, index: str, columns: str) -> pd.DataFrame:
     )
 
 
-def _stacked_bars(ax: Axes, table: pd.DataFrame, colors: dict[str, Any]) -> None:
+def _stacked_bars(ax: Axes, table: pd.DataFrame, colors: dict[str, str]) -> None:
     """One bar per row of ``table``, stacked by its columns in order."""
     x = np.arange(len(table.index))
     bottom = np.zeros(len(table.index))
@@ -531,11 +546,10 @@ def _stacked_bars(ax: Axes, table: pd.DataFrame, colors: dict[str, Any]) -> None
     )
 
 
-def _channel_colors(plan: Plan) -> dict[str, Any]:
+def _channel_colors(plan: Plan) -> dict[str, str]:
     """One fixed color per channel, the same in every chart of the plan."""
-    palette = mpl.colormaps["tab10"].colors
     channels = sorted(c.channel_id for c in plan.scenario.channels)
-    return {c: palette[i % len(palette)] for i, c in enumerate(channels)}
+    return {channel: f"C{i % 10}" for i, channel in enumerate(channels)}
 
 
 def _money_axis(ax: Axes, label: str) -> None:

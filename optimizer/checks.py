@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from optimizer.scenario import CurveKind, Scope, SpendRule, Stage
+from optimizer.scenario import TAG_SCOPES, CurveKind, Scope, SpendRule, Stage
 
 if TYPE_CHECKING:
     from optimizer.scenario import ConstraintRule, Row, Scenario
@@ -57,6 +57,96 @@ def structure_problems(scenario: Scenario) -> list[str]:
     problems += _adjustments(scenario)
     for index, rule in enumerate(scenario.constraints):
         problems += _rule(scenario, index, rule)
+    problems += _hierarchy(scenario)
+    problems += _governance(scenario)
+    return problems
+
+
+def _hierarchy(scenario: Scenario) -> list[str]:
+    """Declared tag values are used as declared; no path is defined twice.
+
+    A segment's path runs market, account tier, audience, persona, intent,
+    offer. Lifecycle is a segment type of its own, so two segments may share
+    a path when their lifecycle differs.
+    """
+    problems = []
+    declared = scenario.segmentation.values
+    for segment in scenario.segments:
+        for tag, allowed in declared.items():
+            value = getattr(segment, tag)
+            if value is not None and value not in allowed:
+                problems.append(
+                    f"{where(segment, f'segment {segment.segment_id}')}, field "
+                    f"'{tag}': got {value!r}; expected one of the declared values "
+                    f"{', '.join(allowed)}{did_you_mean(value, allowed)}."
+                )
+    seen: dict[tuple[str | None, ...], Row] = {}
+    for segment in scenario.segments:
+        if not any(segment.path):
+            continue
+        key = (*segment.path, segment.lifecycle)
+        if key in seen:
+            path = "/".join(value or "-" for value in segment.path)
+            problems.append(
+                f"{where(segment, f'segment {segment.segment_id}')}: the path "
+                f"{path} (lifecycle {segment.lifecycle or '-'}) is already defined "
+                f"by {where(seen[key], 'another segment')}; expected each path once."
+            )
+        seen[key] = segment
+    return problems
+
+
+def _governance(scenario: Scenario) -> list[str]:
+    """Overlap groups, holdouts and suppressions name what the scenario has."""
+    segments = {s.segment_id: s for s in scenario.segments}
+    channels = {c.channel_id for c in scenario.channels}
+    problems = []
+    if scenario.overlap_groups and scenario.segmentation.overlap == "exclusive":
+        problems.append(
+            "[[overlap_groups]]: got overlap groups in a scenario whose segments "
+            "are declared exclusive; expected [segmentation] overlap = "
+            "'overlapping'."
+        )
+    for group in scenario.overlap_groups:
+        at = f"[[overlap_groups]] {group.id}"
+        for segment_id in group.segments:
+            if segment_id not in segments:
+                problems.append(
+                    f"{at}, field 'segments': got {segment_id!r}; expected a "
+                    f"segment_id{did_you_mean(segment_id, segments)}."
+                )
+        for response in scenario.responses:
+            if response.segment_id in group.segments and response.cpc is None:
+                problems.append(
+                    f"{at}: cell {response.cell_id} has no cpc, so its clicks are "
+                    "unknown; expected a cpc in the responses table for every "
+                    "cell of an overlap group."
+                )
+    for kind, rules in (
+        ("holdouts", scenario.holdouts),
+        ("suppressions", scenario.suppressions),
+    ):
+        for index, rule in enumerate(rules):
+            at = f"[[{kind}]] entry {index + 1}"
+            matched = [
+                s
+                for s in scenario.segments
+                if all(
+                    (s.segment_id if k == "segment_id" else s.attribute(k)) == v
+                    for k, v in rule.where.items()
+                )
+            ]
+            if not matched:
+                problems.append(
+                    f"{at}, field 'where': got {rule.where}; expected conditions "
+                    "that at least one segment meets."
+                )
+            for channel in getattr(rule, "channels", ()):
+                if channel not in channels:
+                    problems.append(
+                        f"{at}, field 'channels': got {channel!r}; expected a "
+                        f"channel_id{did_you_mean(channel, channels)}."
+                    )
     return problems
 
 
@@ -256,6 +346,13 @@ def _rule(scenario: Scenario, index: int, rule: ConstraintRule) -> list[str]:
             f"{at}, field 'id': got {rule.id!r}; expected a {rule.scope} of the "
             f"scenario: {sample}{hint}."
         )
+    if rule.scope is Scope.SEGMENTS and not any(
+        segment.matches(rule.where or {}) for segment in scenario.segments
+    ):
+        problems.append(
+            f"{at}, field 'where': got {rule.where}; expected conditions that at "
+            "least one segment meets."
+        )
     pairs = [
         ("min", "max"),
         ("min_share", "max_share"),
@@ -273,7 +370,12 @@ def _rule(scenario: Scenario, index: int, rule: ConstraintRule) -> list[str]:
 
 
 def _scope_ids(scenario: Scenario) -> dict[Scope, set[str]]:
+    tags = {
+        Scope(tag): {value for s in scenario.segments if (value := getattr(s, tag))}
+        for tag in TAG_SCOPES
+    }
     return {
+        **tags,
         Scope.CHANNEL: {c.channel_id for c in scenario.channels},
         Scope.SEGMENT: {s.segment_id for s in scenario.segments},
         Scope.STAGE: {stage.value for stage in Stage},
@@ -303,7 +405,7 @@ def feasibility_problems(
     ranges: dict[tuple[Scope, str | None], tuple[float, float, str]] = {}
     for rule in scenario.constraints:
         low, high = _range(rule, budget, exact)
-        key = (rule.scope, rule.id)
+        key = (rule.scope, rule.scope_id)
         before = ranges.get(key, (0.0, np.inf, rule.label))
         ranges[key] = (max(before[0], low), min(before[1], high), rule.label)
 
@@ -324,7 +426,7 @@ def feasibility_problems(
             problems.append(
                 f"{label} must get at least {money(low)} but at most {money(high)}."
             )
-        if scope is not Scope.TOTAL:
+        if scope not in (Scope.TOTAL, Scope.SEGMENTS):
             floors[scope] += low
 
     for scope, total in floors.items():
@@ -348,12 +450,16 @@ def _absorption(scenario: Scenario, capacity, money) -> list[str]:  # type: igno
     budget = scenario.budget.total
     ceilings: dict[tuple[Scope, str | None], float] = {}
     for rule in scenario.constraints:
-        key = (rule.scope, rule.id)
+        key = (rule.scope, rule.scope_id)
         high = _range(rule, budget, True)[1]
         ceilings[key] = min(ceilings.get(key, np.inf), high)
 
     problems = []
-    scopes = {Scope.TOTAL: {None}, **_scope_ids(scenario)}
+    # Only scopes that split every cell into parts bound the total; a tag
+    # leaves untagged segments outside its parts.
+    partitions = (Scope.CHANNEL, Scope.SEGMENT, Scope.STAGE, Scope.CELL, Scope.MONTH)
+    known = _scope_ids(scenario)
+    scopes = {Scope.TOTAL: {None}, **{scope: known[scope] for scope in partitions}}
     for scope, ids in scopes.items():
         absorbable = sum(
             min(capacity(scope, id_), ceilings.get((scope, id_), np.inf))

@@ -6,6 +6,8 @@
     optimizer validate SCENARIO            check a scenario without solving it
     optimizer compare SET --out DIR        solve and compare a scenario set
     optimizer sweep SCENARIO --out DIR     the budget frontier
+    optimizer bids PLAN_DIR --scenario SCENARIO --out DIR
+                                           bid adjustments from a written plan
 
 Exit codes: 0 success, 1 unexpected error, 2 wrong command-line usage,
 3 invalid input, 4 infeasible scenario, 5 solver failure (no verified
@@ -24,14 +26,21 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from optimizer.bidding import read_allocation, recommend_bids
 from optimizer.comparison import compare
 from optimizer.curves import build_curves
 from optimizer.diagnosis import arithmetic_conflicts
 from optimizer.errors import InfeasibleScenarioError, ScenarioError, SolverError
 from optimizer.frontier import budget_grid, sweep
 from optimizer.model import build_program
-from optimizer.outputs import write_comparison, write_frontier, write_plan
+from optimizer.outputs import (
+    staged_folder,
+    write_comparison,
+    write_frontier,
+    write_plan_files,
+)
 from optimizer.planner import optimize
+from optimizer.platforms import previous_bids, write_bid_files, write_plan_bids
 from optimizer.pulp_model import write_model
 from optimizer.reading import load_scenario
 from optimizer.reports import comparison_text, console_summary, frontier_text
@@ -125,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_validate)
     _add_compare(commands)
     _add_sweep(commands)
+    _add_bids(commands)
     return parser
 
 
@@ -186,6 +196,49 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sweep.set_defaults(handler=_sweep)
 
 
+def _add_bids(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    bids = _command(
+        commands,
+        "bids",
+        help="recompute bid adjustments from a written plan",
+        description="Read a plan's allocation.csv back, apply the scenario's "
+        "[bids] rules without solving again, and write bids.csv and the "
+        "platform files under bids/ into --out. --previous (else [bids] "
+        "previous) gives last cycle's bids for the stability limits: bids.csv, "
+        "a Google Ads Editor CSV or a Microsoft Advertising bulk CSV.",
+        example="optimizer bids out/demo --scenario scenarios/demo_pipeline.toml "
+        "--previous out/last/bids.csv --out out/bids",
+    )
+    bids.add_argument("plan", type=Path, help="the folder of a written plan")
+    bids.add_argument(
+        "--scenario", type=Path, required=True, help="the plan's scenario TOML file"
+    )
+    bids.add_argument("--previous", type=Path, help="last cycle's bids file")
+    bids.add_argument("--out", type=Path, required=True, help="output folder")
+    bids.set_defaults(handler=_bids)
+
+
+def _bids(arguments: argparse.Namespace, out: TextIO) -> int:
+    if arguments.out.resolve() == arguments.plan.resolve():
+        _fail(
+            f"--out {arguments.out} is the plan's folder, which the bids would "
+            "replace; choose another folder."
+        )
+        return EXIT_USAGE
+    scenario = load_scenario(arguments.scenario)
+    allocation = read_allocation(arguments.plan / "allocation.csv", scenario)
+    previous = previous_bids(scenario, arguments.previous)
+    bids = recommend_bids(scenario, allocation, previous=previous)
+    with staged_folder(arguments.out) as folder:
+        written = write_bid_files(bids, folder)
+    names = ", ".join(str(path.relative_to(folder)) for path in written)
+    out.write(
+        f"{len(bids.adjustments)} bid adjustments and {len(bids.campaign_bids)} "
+        f"campaign bids; wrote {names} into {arguments.out}\n"
+    )
+    return EXIT_OK
+
+
 def _progress(quiet: bool, description: str):  # type: ignore[no-untyped-def]
     """A progress bar on a terminal; nothing when quiet or not a terminal."""
 
@@ -232,7 +285,10 @@ def _sweep(arguments: argparse.Namespace, out: TextIO) -> int:
 def _run(arguments: argparse.Namespace, out: TextIO) -> int:
     scenario = load_scenario(arguments.scenario)
     plan = optimize(scenario, solver=arguments.solver, time_limit=arguments.time_limit)
-    folder = write_plan(plan, arguments.out)
+    with staged_folder(arguments.out) as staging:
+        write_plan_files(plan, staging)
+        write_plan_bids(plan, staging)
+    folder = arguments.out
     if arguments.write_model is not None:
         _write_model(scenario, arguments.write_model)
     if not arguments.quiet:

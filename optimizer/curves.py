@@ -42,6 +42,7 @@ from optimizer.scenario import (
     Scope,
     Seasonality,
     Segment,
+    unpack_where,
 )
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,10 @@ class CellCurves:
     slope: FloatArray
     clicks_per_money: FloatArray
     approximation: Approximation
+    held_out: FloatArray
+    """Share of each cell's volume kept out of the plan as a holdout."""
+    suppressed: tuple[tuple[str, str], ...] = ()
+    """Cells left out by a suppression rule, with the rule's id."""
     _masks: dict[tuple[Scope, str | None], BoolArray] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -111,13 +116,13 @@ class CellCurves:
                 mask = np.zeros((cells, months), dtype=bool)
                 mask[:, self.months.index(str(id_))] = True
             else:
-                keys = {
-                    Scope.CHANNEL: [c.channel_id for c in self.cells],
-                    Scope.SEGMENT: [c.segment_id for c in self.cells],
-                    Scope.STAGE: [s.stage.value for s in self.segments],
-                    Scope.CELL: [c.cell_id for c in self.cells],
-                }[scope]
-                in_scope = np.array([k == id_ for k in keys], dtype=bool)
+                in_scope = np.array(
+                    [
+                        _in_scope(c, s, scope, id_)
+                        for c, s in zip(self.cells, self.segments, strict=True)
+                    ],
+                    dtype=bool,
+                )
                 mask = np.repeat(in_scope[:, None], months, axis=1)
             self._masks[key] = mask.reshape(-1)
         return self._masks[key]
@@ -202,10 +207,16 @@ def build_curves(scenario: Scenario) -> CellCurves:
     Cells are ordered by segment id then channel id, so the order of the
     input rows never changes the model.
     """
+    segments = {segment.segment_id: segment for segment in scenario.segments}
+    suppressed = suppressed_cells(scenario)
     cells = tuple(
-        sorted(scenario.responses, key=lambda r: (r.segment_id, r.channel_id))
+        sorted(
+            (r for r in scenario.responses if r.cell_id not in suppressed),
+            key=lambda r: (r.segment_id, r.channel_id),
+        )
     )
     months = scenario.plan.month_labels
+    held_out = holdout_shares([segments[c.segment_id] for c in cells], scenario)
     # Multiplying in a fixed order keeps the pieces identical to the last
     # bit whatever the order of the input rows.
     rows = sorted(
@@ -219,9 +230,10 @@ def build_curves(scenario: Scenario) -> CellCurves:
         ),
     )
     volume, cost = seasonal_multipliers(cells, months, rows)
+    volume *= (1 - held_out)[:, None]
     points = _points_by_cell(scenario.points)
 
-    groups, widths, slopes = [], [], []
+    groups, widths, slopes = [np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0)]
     for index, cell in enumerate(cells):
         spend, conversions = base_breakpoints(
             cell, points.get(cell.cell_id, ()), scenario
@@ -238,15 +250,12 @@ def build_curves(scenario: Scenario) -> CellCurves:
     clicks = np.array(
         [
             [
-                1.0 / (cell.cpc * cost[i, m])
-                if cell.curve is CurveKind.LINEAR and cell.cpc
-                else np.nan
+                1.0 / (cell.cpc * cost[i, m]) if cell.cpc else np.nan
                 for m in range(len(months))
             ]
             for i, cell in enumerate(cells)
         ]
     ).reshape(len(cells), len(months))
-    segments = {segment.segment_id: segment for segment in scenario.segments}
     curves = CellCurves(
         cells=cells,
         segments=tuple(segments[cell.segment_id] for cell in cells),
@@ -256,9 +265,54 @@ def build_curves(scenario: Scenario) -> CellCurves:
         slope=np.concatenate(slopes),
         clicks_per_money=clicks,
         approximation=_approximation(cells, scenario),
+        held_out=held_out,
+        suppressed=tuple(sorted(suppressed.items())),
     )
     logger.info("built %d curve pieces for %d cells", len(curves.width), len(cells))
     return curves
+
+
+def _in_scope(cell: Response, segment: Segment, scope: Scope, id_: str | None) -> bool:
+    if scope is Scope.CHANNEL:
+        return cell.channel_id == id_
+    if scope is Scope.CELL:
+        return cell.cell_id == id_
+    if scope is Scope.SEGMENT:
+        return cell.segment_id == id_
+    if scope is Scope.SEGMENTS:
+        return segment.matches(unpack_where(id_))
+    return segment.attribute(str(scope)) == id_
+
+
+def suppressed_cells(scenario: Scenario) -> dict[str, str]:
+    """Cells a suppression rule keeps out of the plan, and the rule's id."""
+    segments = {segment.segment_id: segment for segment in scenario.segments}
+    left_out: dict[str, str] = {}
+    for rule in scenario.suppressions:
+        for response in scenario.responses:
+            segment = segments.get(response.segment_id)
+            if segment is None or not _matches(segment, rule.where):
+                continue
+            if rule.channels and response.channel_id not in rule.channels:
+                continue
+            left_out.setdefault(response.cell_id, rule.id)
+    return left_out
+
+
+def holdout_shares(segments: Sequence[Segment], scenario: Scenario) -> FloatArray:
+    """Share of each cell's volume held out; several holdouts compound."""
+    kept = np.ones(len(segments))
+    for holdout in scenario.holdouts:
+        hit = np.array([_matches(s, holdout.where) for s in segments], dtype=bool)
+        kept[hit] *= 1 - holdout.share
+    return 1 - kept
+
+
+def _matches(segment: Segment, where: dict[str, str]) -> bool:
+    return all(
+        (segment.segment_id if key == "segment_id" else segment.attribute(key)) == value
+        for key, value in where.items()
+    )
 
 
 def base_breakpoints(

@@ -15,7 +15,8 @@ script can read the page as reliably as a person. Keys are ``total``,
 joined by ``/`` for a cell of a cross table, ``rule:<row name>``,
 ``scenario:<name>`` and ``budget:<amount>`` for a frontier point.
 
-All text is escaped; the same inputs give the same bytes.
+All text is escaped; the same inputs give the same bytes (charts are drawn
+in matplotlib's default style, whatever the machine's settings).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from optimizer.charts import (
     allocation_chart,
     base_scenario,
     comparison_chart,
+    default_style,
     frontier_chart,
     phasing_chart,
     png_bytes,
@@ -169,16 +171,17 @@ def html_report(
     scenario = plan.scenario
     title = scenario.plan.name or "Paid media plan"
     budget = scenario.budget.total if chosen_budget is None else chosen_budget
-    sections = [
-        _opening(plan),
-        _totals_section(plan),
-        _allocation_section(plan),
-        _phasing_section(plan),
-    ]
-    if frontier is not None:
-        sections.append(_frontier_section(plan, frontier, budget))
-    if comparison is not None:
-        sections.append(_comparison_section(plan, comparison))
+    with default_style():
+        sections = [
+            _opening(plan),
+            _totals_section(plan),
+            _allocation_section(plan),
+            _phasing_section(plan),
+        ]
+        if frontier is not None:
+            sections.append(_frontier_section(plan, frontier, budget))
+        if comparison is not None:
+            sections.append(_comparison_section(plan, comparison))
     sections += [_rules_section(plan), _check_section(plan)]
     return (
         "<!DOCTYPE html>\n"
@@ -287,6 +290,7 @@ def _frontier_section(plan: Plan, frontier: pd.DataFrame, budget: float) -> str:
     objective = scenario.objective.maximize
     currency = scenario.plan.currency
     table = frontier_table(frontier, chosen_budget=budget)
+    money = objective is not Objective.CONVERSIONS
     rows = []
     for record in table.to_dict("records"):
         key = f"budget:{_money(record['budget']).replace(',', '')}"
@@ -295,7 +299,7 @@ def _frontier_section(plan: Plan, frontier: pd.DataFrame, budget: float) -> str:
             _row(
                 [
                     _metric_td("budget", record["budget"], key, money=True),
-                    _metric_td("objective", record["objective"], key, money=True),
+                    _metric_td("objective", record["objective"], key, money=money),
                     _metric_td("marginal_roi", record["marginal_roi"], key),
                     _td(str(record["status"])),
                     _td(_binding_words(record.get("binding"))),
@@ -323,7 +327,7 @@ def _frontier_section(plan: Plan, frontier: pd.DataFrame, budget: float) -> str:
                 what,
                 "marginal return",
                 "status",
-                "rules that bind",
+                "rules that bind, or why there is no plan",
                 "",
             ],
             rows,
@@ -540,9 +544,10 @@ def _outcomes() -> tuple[str, ...]:
 
 
 def _binding_words(binding: object) -> str:
-    if not isinstance(binding, str) or not binding:
+    """The frontier's ``binding`` text: rule labels separated by semicolons."""
+    if not isinstance(binding, str):
         return ""
-    return ", ".join(part.strip() for part in binding.split(";") if part.strip())
+    return "; ".join(part.strip() for part in binding.split(";") if part.strip())
 
 
 # --- html ---------------------------------------------------------------------

@@ -62,6 +62,8 @@ class RowInfo:
     rule: int | None = None
     budget_share: float | None = None
     """When set, the row's finite bounds are this share of the budget."""
+    unit: str = "money"
+    """What the row's activity counts: ``money`` or ``clicks``."""
 
     @property
     def is_budget(self) -> bool:
@@ -179,6 +181,7 @@ def build_program(scenario: Scenario, curves: CellCurves) -> LinearProgram:
             money_unit=money_unit,
         )
 
+    _add_overlap_groups(rows, scenario, curves, money_unit)
     program = rows.finish(
         objective, upper, curves, money_unit, value_unit, scenario.plan.currency
     )
@@ -275,7 +278,7 @@ def _add_rule(
     rule: ConstraintRule,
     money_unit: float,
 ) -> None:
-    mask = curves.columns_in(rule.scope, rule.id)
+    mask = curves.columns_in(rule.scope, rule.scope_id)
     inside = np.flatnonzero(mask)
     exact = scenario.budget.spend is SpendRule.EXACT
     currency = scenario.plan.currency
@@ -313,6 +316,38 @@ def _add_rule(
             level if high_side else np.inf,
             info,
         )
+
+
+def _add_overlap_groups(
+    rows: _RowBuilder, scenario: Scenario, curves: CellCurves, money_unit: float
+) -> None:
+    """Clicks bought across an overlap group stay within its shared reach.
+
+    One row per group and month: the clicks of every cell of the group's
+    segments (spend times clicks per unit of money) at most ``monthly_reach``.
+    """
+    months = len(curves.months)
+    clicks = np.nan_to_num(curves.clicks_per_money).reshape(-1)[curves.group]
+    for group in scenario.overlap_groups:
+        members = np.array([c.segment_id in group.segments for c in curves.cells])
+        in_group = np.repeat(members, months)[curves.group]
+        for m, month in enumerate(curves.months):
+            columns = np.flatnonzero(in_group & (curves.group % months == m))
+            rows.add(
+                columns,
+                clicks[columns] * money_unit,
+                -np.inf,
+                group.monthly_reach,
+                RowInfo(
+                    name=_machine_name(f"reach_{group.id}_{month}"),
+                    label=f"overlap group {group.id}, {month}: at most "
+                    f"{group.monthly_reach:,.0f} clicks shared by "
+                    f"{', '.join(group.segments)}",
+                    bound="max",
+                    amount=group.monthly_reach,
+                    unit="clicks",
+                ),
+            )
 
 
 def _budget_label(exact: bool, amount: float, currency: str) -> str:

@@ -218,6 +218,13 @@ def summary_record(plan: Plan) -> dict[str, Any]:
             for c in plan.binding_constraints
             if c.name != "budget"
         ],
+        "segments": {
+            "overlap": plan.segments.overlap,
+            "overlap_note": _overlap_note(plan),
+            "holdouts": list(plan.segments.holdouts),
+            "suppressions": list(plan.segments.suppressions),
+            "overlap_groups": list(plan.segments.overlap_groups),
+        },
         "verification": {
             key: _round(value, 12) if isinstance(value, float) else value
             for key, value in plan.verification.as_dict().items()
@@ -230,6 +237,21 @@ def summary_record(plan: Plan) -> dict[str, Any]:
         "packages": {"python": platform.python_version(), **_versions()},
         "inputs": {name: digest for name, digest in scenario.input_hashes},
     }
+
+
+def _overlap_note(plan: Plan) -> str:
+    if plan.segments.overlap == "exclusive":
+        return "segments are mutually exclusive: totals add up without double counting"
+    groups = plan.segments.overlap_groups
+    names = "; ".join(
+        f"{g['id']} ({', '.join(g['segments'])})"  # type: ignore[arg-type]
+        for g in groups
+    )
+    return (
+        "segments may overlap: totals by segment add up spend and conversions "
+        "bought in each, and clicks bought across an overlap group never exceed "
+        f"its shared reach (groups: {names or 'none declared'})"
+    )
 
 
 def _versions() -> dict[str, str]:

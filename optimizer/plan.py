@@ -10,6 +10,7 @@ rounded spend on the same piecewise curves the program used.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from optimizer.curves import Approximation
 from optimizer.errors import VerificationError
 from optimizer.model import LinearProgram
 from optimizer.rounding import CentLimit, round_to_cents
-from optimizer.scenario import Objective, Scenario, SpendRule
+from optimizer.scenario import TAG_FIELDS, Objective, Scenario, SpendRule
 from optimizer.solve import SolverInfo, SolverRun
 from optimizer.value import close_probability, value_per_conversion
 from optimizer.verify import Verification
@@ -46,6 +47,7 @@ GROUPINGS = {
     "segment": "segment_id",
     "month": "month",
     "cell": "cell",
+    **{tag: tag for tag in TAG_FIELDS},
 }
 
 
@@ -59,6 +61,7 @@ class ConstraintReport:
     amount: float
     activity: float
     shadow_price: float
+    unit: str = "money"
 
     @property
     def binding(self) -> bool:
@@ -68,11 +71,80 @@ class ConstraintReport:
     def explain(self, objective: Objective) -> str:
         """The shadow price in words."""
         worth = f"{abs(self.shadow_price):,.4g} of {objective.value.replace('_', ' ')}"
+        step = "one click" if self.unit == "clicks" else "one dollar"
         if self.name == "budget":
             return f"one more dollar of budget is worth {worth}"
         if self.shadow_price > 0:
-            return f"raising this limit by one dollar is worth {worth}"
-        return f"lowering this requirement by one dollar is worth {worth}"
+            return f"raising this limit by {step} is worth {worth}"
+        return f"lowering this requirement by {step} is worth {worth}"
+
+
+@dataclass(frozen=True)
+class SegmentReport:
+    """How the plan treated segments: holdouts, suppressions, overlap."""
+
+    overlap: str
+    holdouts: tuple[dict[str, object], ...] = ()
+    suppressions: tuple[dict[str, object], ...] = ()
+    overlap_groups: tuple[dict[str, object], ...] = ()
+
+
+def segment_report(scenario: Scenario, program: LinearProgram) -> SegmentReport:
+    """Holdout volume left unbought, cells suppressed, and overlap in use."""
+    curves = program.curves
+    capacity = curves.capacity.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        withheld = np.where(
+            curves.held_out < 1, capacity * curves.held_out / (1 - curves.held_out), 0.0
+        )
+    holdouts = []
+    for holdout in scenario.holdouts:
+        segments = sorted(
+            {s.segment_id for s in curves.segments if _meets(s, holdout.where)}
+        )
+        cells = [i for i, s in enumerate(curves.segments) if s.segment_id in segments]
+        holdouts.append(
+            {
+                "where": dict(holdout.where),
+                "share": holdout.share,
+                "segments": segments,
+                "reachable_spend_held_out": round(float(withheld[cells].sum()), 2),
+                "note": holdout.note,
+            }
+        )
+    by_rule: dict[str, list[str]] = {}
+    for cell, rule in curves.suppressed:
+        by_rule.setdefault(rule, []).append(cell)
+    suppressions = [
+        {
+            "id": rule.id,
+            "where": dict(rule.where),
+            "channels": list(rule.channels) or "all",
+            "cells": by_rule.get(rule.id, []),
+            "owner": rule.owner,
+            "rationale": rule.rationale,
+        }
+        for rule in scenario.suppressions
+    ]
+    groups = [
+        {"id": g.id, "segments": list(g.segments), "monthly_reach": g.monthly_reach}
+        for g in scenario.overlap_groups
+    ]
+    return SegmentReport(
+        scenario.segmentation.overlap.value,
+        tuple(holdouts),
+        tuple(suppressions),
+        tuple(groups),
+    )
+
+
+def _meets(segment: object, where: dict[str, str]) -> bool:
+    return all(
+        getattr(segment, "segment_id") == value
+        if key == "segment_id"
+        else segment.attribute(key) == value  # type: ignore[attr-defined]
+        for key, value in where.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -99,14 +171,23 @@ class Scorecard:
         """All spend of the allocation, from its cents."""
         return int(self.spend_cents.sum()) / 100
 
-    def totals(self, by: str) -> pd.DataFrame:
-        """Metrics summed by ``stage``, ``channel``, ``segment``, ``month`` or ``cell``.
+    def totals(self, by: str | Sequence[str]) -> pd.DataFrame:
+        """Metrics summed by one grouping or several, such as a path prefix.
 
-        Spend is summed in cents, so the totals reconcile with the plan exactly.
+        ``by`` is ``stage``, ``channel``, ``segment``, ``month``, ``cell`` or a
+        tag (``market``, ``account_tier``, ... ``lifecycle``), or a list of
+        them: ``["market", "account_tier"]`` rolls up the hierarchy's first two
+        levels. Spend is summed in cents, so totals reconcile exactly.
         """
-        if by not in GROUPINGS:
-            raise ValueError(f"by={by!r}; expected one of {', '.join(GROUPINGS)}")
-        return summarize(self.allocation, self.spend_cents, GROUPINGS[by], self._value)
+        names = [by] if isinstance(by, str) else list(by)
+        unknown = [name for name in names if name not in GROUPINGS]
+        if unknown or not names:
+            raise ValueError(
+                f"by={by!r}; expected one or more of {', '.join(GROUPINGS)}"
+            )
+        keys = [GROUPINGS[name] for name in names]
+        key = keys[0] if isinstance(by, str) else keys
+        return summarize(self.allocation, self.spend_cents, key, self._value)
 
     def overall(self) -> dict[str, float]:
         """The plan's totals in one record."""
@@ -130,6 +211,7 @@ class Plan(Scorecard):
     verification: Verification
     solver: SolverInfo
     approximation: Approximation
+    segments: SegmentReport
 
     @property
     def binding_constraints(self) -> tuple[ConstraintReport, ...]:
@@ -161,6 +243,7 @@ def build_plan(
         verification=verification,
         solver=run.solver,
         approximation=program.curves.approximation,
+        segments=segment_report(scenario, program),
     )
 
 
@@ -186,7 +269,7 @@ def _cent_limits(
     total = target / 100
     limits = []
     for rule in scenario.constraints:
-        inside = curves.cell_months_in(rule.scope, rule.id)
+        inside = curves.cell_months_in(rule.scope, rule.scope_id)
         low, high = rule_range(rule, min_share_base=total, max_share_base=total)
         limits.append(
             CentLimit(
@@ -253,13 +336,12 @@ def allocation_table(
 
 
 def summarize(
-    allocation: pd.DataFrame, cents: IntArray, key: str, objective: str
+    allocation: pd.DataFrame, cents: IntArray, key: str | list[str], objective: str
 ) -> pd.DataFrame:
-    """Metrics of an allocation summed by one column, spend summed in cents."""
+    """Metrics of an allocation summed by columns, spend summed in cents."""
     sums = allocation.groupby(key, sort=True)[list(METRICS[1:])].sum(min_count=0)
-    spend_cents = (
-        pd.Series(cents, index=allocation.index).groupby(allocation[key]).sum()
-    )
+    columns = [allocation[k] for k in ([key] if isinstance(key, str) else key)]
+    spend_cents = pd.Series(cents, index=allocation.index).groupby(columns).sum()
     sums.insert(0, "spend", spend_cents.reindex(sums.index).to_numpy() / 100)
     spend = sums["spend"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -273,20 +355,26 @@ def summarize(
 def constraint_reports(
     program: LinearProgram, run: SolverRun
 ) -> tuple[ConstraintReport, ...]:
-    """Every row with its activity in money and its shadow price per dollar."""
+    """Every row with its activity and shadow price, per dollar or per click."""
     assert run.x is not None and run.row_dual is not None
-    activity = program.activity(run.x) * program.money_unit
+    activity = program.activity(run.x)
     reports = []
     for r, row in enumerate(program.rows):
-        price = program.dollar_value(float(run.row_dual[r]))
+        dual = float(run.row_dual[r])
+        if row.unit == "clicks":
+            price, level = dual * program.value_unit, float(activity[r])
+        else:
+            price = program.dollar_value(dual)
+            level = float(activity[r]) * program.money_unit
         reports.append(
             ConstraintReport(
                 name=row.name,
                 label=row.label,
                 bound=row.bound,
                 amount=row.amount,
-                activity=float(activity[r]),
+                activity=level,
                 shadow_price=price if abs(price) > DUAL_TOLERANCE else 0.0,
+                unit=row.unit,
             )
         )
     return tuple(reports)
@@ -301,7 +389,7 @@ def _check_rounded(scenario: Scenario, program: LinearProgram, cents: IntArray) 
     if exact and int(cents.sum()) != round(scenario.budget.total * 100):
         problems.append("the rounded spend does not add up to the budget")
     for index, rule in enumerate(scenario.constraints):
-        inside = program.curves.cell_months_in(rule.scope, rule.id)
+        inside = program.curves.cell_months_in(rule.scope, rule.scope_id)
         held = int(cents[inside].sum()) / 100
         slack = 0.01 * int(inside.sum()) + 1e-7 * scenario.budget.total
         low, high = rule_range(rule, min_share_base=total, max_share_base=total)

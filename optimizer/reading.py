@@ -26,6 +26,7 @@ from optimizer.checks import did_you_mean
 from optimizer.errors import ScenarioError
 from optimizer.scenario import (
     CURVE_PARAMETERS,
+    OPTIONAL_PARAMETERS,
     BudgetSettings,
     Channel,
     ConstraintRule,
@@ -33,8 +34,11 @@ from optimizer.scenario import (
     CurvePoint,
     CurveSettings,
     Frozen,
+    Holdout,
+    MicroSegmentSettings,
     ObjectiveSettings,
     Origin,
+    OverlapGroup,
     PlanSettings,
     Response,
     SalesCycleSettings,
@@ -42,7 +46,9 @@ from optimizer.scenario import (
     Scope,
     Seasonality,
     Segment,
+    SegmentationSettings,
     SolverSettings,
+    Suppression,
     TableFiles,
 )
 
@@ -64,6 +70,11 @@ class ScenarioFile(Frozen):
     bids: BidSettings = BidSettings()
     tables: TableFiles
     constraints: tuple[ConstraintRule, ...] = Field(default=())
+    segmentation: SegmentationSettings = SegmentationSettings()
+    overlap_groups: tuple[OverlapGroup, ...] = ()
+    holdouts: tuple[Holdout, ...] = ()
+    suppressions: tuple[Suppression, ...] = ()
+    micro_segments: MicroSegmentSettings = MicroSegmentSettings()
 
 
 TABLES: dict[str, type[Frozen]] = {
@@ -438,10 +449,13 @@ def _parameter_problem(where: str, field: str, issue: Any, curve: str | None) ->
             f"{where}, field '{field}': got an empty cell; expected "
             f"{_expected(Response, field)} (a {kind} curve needs {uses})."
         )
+    optional = OPTIONAL_PARAMETERS[kind]
+    also = f", and optionally {' and '.join(optional)}" if optional else ""
     why = (
-        f"a {kind} curve uses only {uses}"
+        f"a {kind} curve uses only {uses}{also}"
         if uses
-        else f"a {kind} curve takes its spend and conversions from the points table"
+        else f"a {kind} curve takes its spend and conversions from the points "
+        f"table{also}"
     )
     return (
         f"{where}, field '{field}': got {_shown(issue['input'])}; expected an empty "

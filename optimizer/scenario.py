@@ -88,6 +88,25 @@ class Scope(StrEnum):
     CELL = "cell"
     MONTH = "month"
     TOTAL = "total"
+    MARKET = "market"
+    ACCOUNT_TIER = "account_tier"
+    AUDIENCE = "audience"
+    PERSONA = "persona"
+    INTENT = "intent"
+    OFFER = "offer"
+    LIFECYCLE = "lifecycle"
+    SEGMENTS = "segments"
+    """Segments matching every condition of the rule's ``where`` table."""
+
+
+#: The segment hierarchy, from the widest level to the narrowest.
+PATH_LEVELS = ("market", "account_tier", "audience", "persona", "intent", "offer")
+
+#: Segment attributes a ``where`` condition may test.
+WHERE_FIELDS = ("stage", *PATH_LEVELS, "lifecycle")
+
+#: Scopes that name a tag value in their ``id``.
+TAG_SCOPES = frozenset(Scope(name) for name in (*PATH_LEVELS, "lifecycle"))
 
 
 class Frozen(BaseModel):
@@ -222,13 +241,21 @@ class ConstraintRule(Frozen):
     """A planner's rule on the spend of one scope: a channel, a month, ..."""
 
     scope: Scope = Field(
-        description="one of 'channel', 'segment', 'stage', 'cell', 'month', 'total'"
+        description="one of " + ", ".join(f"'{scope}'" for scope in Scope)
     )
     id: str | None = Field(
         default=None,
         description=(
-            "the channel, segment, stage, 'segment_id/channel_id' cell or YYYY-MM "
-            "month the rule applies to (none for 'total')"
+            "the channel, segment, stage, 'segment_id/channel_id' cell, YYYY-MM "
+            "month or tag value the rule applies to (none for 'total' and "
+            "'segments')"
+        ),
+    )
+    where: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "conditions on segment attributes for scope 'segments', e.g. "
+            "{ intent = 'evaluation', market = 'north_america' }"
         ),
     )
     min: float | None = Field(default=None, ge=0, description="an amount of at least 0")
@@ -252,16 +279,187 @@ class ConstraintRule(Frozen):
                 "a constraint needs at least one of min, max, fixed, min_share, "
                 "max_share"
             )
-        if self.scope is Scope.TOTAL and self.id is not None:
-            raise ValueError("a 'total' constraint takes no id; remove the id")
-        if self.scope is not Scope.TOTAL and self.id is None:
+        without_id = (Scope.TOTAL, Scope.SEGMENTS)
+        if self.scope in without_id and self.id is not None:
+            raise ValueError(f"a '{self.scope}' constraint takes no id; remove the id")
+        if self.scope not in without_id and self.id is None:
             raise ValueError(f"a '{self.scope}' constraint needs an id")
+        if self.scope is Scope.SEGMENTS:
+            if not self.where:
+                raise ValueError(
+                    "a 'segments' constraint needs where = { <attribute> = <value> }"
+                )
+            unknown = sorted(set(self.where) - set(WHERE_FIELDS))
+            if unknown:
+                raise ValueError(
+                    f"where: got attribute {unknown[0]!r}; expected one of "
+                    f"{', '.join(WHERE_FIELDS)}"
+                )
+        elif self.where is not None:
+            raise ValueError(f"a '{self.scope}' constraint takes no where table")
         return self
+
+    @property
+    def scope_id(self) -> str | None:
+        """The subject's id within its scope; a packed ``where`` for 'segments'."""
+        if self.scope is Scope.SEGMENTS:
+            return pack_where(self.where or {})
+        return self.id
 
     @property
     def label(self) -> str:
         """The rule's subject in words, e.g. ``channel linkedin``."""
-        return "total spend" if self.scope is Scope.TOTAL else f"{self.scope} {self.id}"
+        if self.scope is Scope.TOTAL:
+            return "total spend"
+        if self.scope is Scope.SEGMENTS:
+            return "segments with " + describe_where(self.where or {})
+        return f"{self.scope} {self.id}"
+
+
+def pack_where(where: dict[str, str]) -> str:
+    """A ``where`` table as one hashable scope id: ``intent=evaluation&...``."""
+    return "&".join(f"{key}={value}" for key, value in sorted(where.items()))
+
+
+def unpack_where(key: str | None) -> dict[str, str]:
+    """The ``where`` table that :func:`pack_where` packed."""
+    if not key:
+        return {}
+    return dict(part.split("=", 1) for part in key.split("&"))
+
+
+def describe_where(where: dict[str, str]) -> str:
+    """Conditions in words: ``intent evaluation and market north_america``."""
+    return " and ".join(f"{key} {value}" for key, value in sorted(where.items()))
+
+
+# --- segment governance -------------------------------------------------------
+
+
+class Overlap(StrEnum):
+    """Whether one person can belong to several segments of the plan."""
+
+    EXCLUSIVE = "exclusive"
+    OVERLAPPING = "overlapping"
+
+
+class SegmentationSettings(Frozen):
+    """How the scenario's segments are organized."""
+
+    overlap: Overlap = Field(
+        default=Overlap.EXCLUSIVE,
+        description="'exclusive' (each person in one segment) or 'overlapping'",
+    )
+    values: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="the allowed values of each tag, e.g. account_tier = ['tier_1']",
+    )
+
+    @model_validator(mode="after")
+    def _known_tags(self) -> Self:
+        unknown = sorted(set(self.values) - set(TAG_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"values: got tag {unknown[0]!r}; expected one of {', '.join(TAG_FIELDS)}"
+            )
+        return self
+
+
+class OverlapGroup(Frozen):
+    """Segments that share one pool of reachable people."""
+
+    id: str = Field(min_length=1, description="a name for the group")
+    segments: tuple[str, ...] = Field(
+        min_length=2, description="two or more segment ids that overlap"
+    )
+    monthly_reach: float = Field(
+        gt=0, description="clicks per month the segments share, greater than 0"
+    )
+    note: str = Field(default="", description="where the reach figure comes from")
+
+
+class Holdout(Frozen):
+    """A share of some segments' reachable volume kept unexposed to measure lift."""
+
+    where: dict[str, str] = Field(
+        description="segment conditions, e.g. { segment_id = 'x' } or { account_tier = 'tier_1' }"
+    )
+    share: float = Field(gt=0, lt=1, description="a share strictly between 0 and 1")
+    note: str = Field(default="", description="what the holdout measures")
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> Self:
+        _check_where(self.where, extra=("segment_id",))
+        return self
+
+
+class Suppression(Frozen):
+    """Segments kept out of some channels before the plan is solved."""
+
+    id: str = Field(min_length=1, description="a name for the rule")
+    where: dict[str, str] = Field(
+        description="segment conditions, e.g. { lifecycle = 'customer' }"
+    )
+    channels: tuple[str, ...] = Field(
+        default=(), description="channel ids to keep them out of (empty: all)"
+    )
+    owner: str = Field(default="", description="who owns the rule")
+    rationale: str = Field(default="", description="why the rule exists")
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> Self:
+        _check_where(self.where, extra=("segment_id",))
+        return self
+
+
+class MicroSegmentSettings(Frozen):
+    """Minimum viable spend: a cell or segment gets nothing or at least this.
+
+    Setting any of these makes the program a mixed-integer one with an on/off
+    choice per segment x channel cell (not per month).
+    """
+
+    min_cell_spend: float | None = Field(
+        default=None, gt=0, description="least horizon spend of an active cell, > 0"
+    )
+    min_segment_spend: float | None = Field(
+        default=None, gt=0, description="least horizon spend of an active segment, > 0"
+    )
+    max_active_segments: int | None = Field(
+        default=None, ge=1, description="most segments with any spend, at least 1"
+    )
+    time_limit: float = Field(
+        default=60.0, gt=0, description="seconds for the integer search, > 0"
+    )
+    gap: float = Field(
+        default=0.001,
+        ge=0,
+        lt=1,
+        description="the largest relative gap to the bound accepted, from 0 to 1",
+    )
+
+    @property
+    def active(self) -> bool:
+        """Whether any minimum or maximum is set."""
+        return any(
+            value is not None
+            for value in (
+                self.min_cell_spend,
+                self.min_segment_spend,
+                self.max_active_segments,
+            )
+        )
+
+
+def _check_where(where: dict[str, str], *, extra: tuple[str, ...] = ()) -> None:
+    allowed = (*extra, *WHERE_FIELDS)
+    unknown = sorted(set(where) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"where: got attribute {unknown[0]!r}; expected one of {', '.join(allowed)}"
+        )
+    if not where:
+        raise ValueError("where: got no condition; expected at least one")
 
 
 # --- rows of the scenario's CSV tables --------------------------------------
@@ -320,6 +518,21 @@ class Segment(Row):
     sales_cycle_days: float = Field(
         ge=0, le=3650, description="a number of days from 0 to 3650"
     )
+    owner: str | None = Field(default=None, description="who owns the segment")
+
+    @property
+    def path(self) -> tuple[str | None, ...]:
+        """The segment's place in the hierarchy, market to offer."""
+        return tuple(getattr(self, level) for level in PATH_LEVELS)
+
+    def attribute(self, name: str) -> str | None:
+        """A tag or the stage, by name."""
+        value = getattr(self, name)
+        return value.value if isinstance(value, Stage) else value  # type: ignore[no-any-return]
+
+    def matches(self, where: dict[str, str]) -> bool:
+        """Whether every condition holds (``segment_id`` may be one of them)."""
+        return all(self.attribute(key) == value for key, value in where.items())
 
     @property
     def value_per_conversion(self) -> float:
@@ -341,6 +554,14 @@ CURVE_PARAMETERS: dict[CurveKind, tuple[str, ...]] = {
     CurveKind.LINEAR: ("cpc", "conversion_rate", "monthly_clicks"),
     CurveKind.SATURATING: ("max_conversions", "scale"),
     CurveKind.POINTS: (),
+}
+
+#: Parameters a curve may carry without needing them: a cost per click lets a
+#: saturating or points cell report clicks and join an overlap group.
+OPTIONAL_PARAMETERS: dict[CurveKind, tuple[str, ...]] = {
+    CurveKind.LINEAR: (),
+    CurveKind.SATURATING: ("cpc",),
+    CurveKind.POINTS: ("cpc",),
 }
 
 
@@ -379,7 +600,8 @@ class Response(Row):
         wanted = info.field_name in CURVE_PARAMETERS[curve]
         if wanted and value is None:
             raise ValueError(f"a {curve} curve needs {info.field_name}")
-        if not wanted and value is not None:
+        optional = info.field_name in OPTIONAL_PARAMETERS[curve]
+        if not wanted and not optional and value is not None:
             raise ValueError(
                 f"a {curve} curve does not use {info.field_name}; leave it empty"
             )
@@ -462,6 +684,11 @@ class Scenario(Frozen):
     points: tuple[CurvePoint, ...] = ()
     seasonality: tuple[Seasonality, ...] = ()
     adjustments: tuple[Adjustment, ...] = ()
+    segmentation: SegmentationSettings = SegmentationSettings()
+    overlap_groups: tuple[OverlapGroup, ...] = ()
+    holdouts: tuple[Holdout, ...] = ()
+    suppressions: tuple[Suppression, ...] = ()
+    micro_segments: MicroSegmentSettings = MicroSegmentSettings()
     source: Path | None = Field(default=None, exclude=True, repr=False)
     input_hashes: tuple[tuple[str, str], ...] = Field(
         default=(), exclude=True, repr=False

@@ -326,12 +326,10 @@ def comparison_summary(comparison: pd.DataFrame) -> pd.DataFrame:
 
 
 def frontier_table(frontier: pd.DataFrame, *, chosen_budget: float) -> pd.DataFrame:
-    """The frontier by budget, the row nearest the chosen budget marked."""
+    """The frontier by budget; the point at the chosen budget, if any, marked."""
     table = frontier.sort_values("budget", kind="stable").reset_index(drop=True)
-    nearest = int(np.argmin(np.abs(table["budget"].to_numpy() - chosen_budget)))
-    chosen = np.full(len(table), "", dtype=object)
-    chosen[nearest] = "chosen budget"
-    return table.assign(chosen=chosen)
+    chosen = (table["budget"] * 100).round() == round(chosen_budget * 100)
+    return table.assign(chosen=np.where(chosen, "chosen budget", ""))
 
 
 def constraints_table(plan: Plan) -> pd.DataFrame:
