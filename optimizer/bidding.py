@@ -307,6 +307,7 @@ def read_allocation(path: str | Path, scenario: Scenario) -> pd.DataFrame:
 
     segments = {segment.segment_id for segment in scenario.segments}
     channels = {channel.channel_id for channel in scenario.channels}
+    source = scenario.source or "the scenario"
     problems: list[str] = []
     records = []
     for number, row in enumerate(rows, start=2):
@@ -314,12 +315,12 @@ def read_allocation(path: str | Path, scenario: Scenario) -> pd.DataFrame:
         if row["segment_id"] not in segments:
             problems.append(
                 f"{path}, row {number}, field 'segment_id': got {row['segment_id']!r}; "
-                f"expected a segment_id of the scenario {scenario.source}."
+                f"expected a segment_id of the segments table of {source}."
             )
         if row["channel_id"] not in channels:
             problems.append(
                 f"{path}, row {number}, field 'channel_id': got {row['channel_id']!r}; "
-                f"expected a channel_id of the scenario {scenario.source}."
+                f"expected a channel_id of the channels table of {source}."
             )
         for column in ("spend", "clicks", objective):
             record[column] = _number(row[column], path, number, column, problems)

@@ -225,6 +225,21 @@ def summary_record(plan: Plan) -> dict[str, Any]:
             "suppressions": list(plan.segments.suppressions),
             "overlap_groups": list(plan.segments.overlap_groups),
         },
+        "minimum_viable_spend": None
+        if plan.integer is None
+        else {
+            "binaries": plan.integer.binaries,
+            "active_cells": plan.integer.active_cells,
+            "active_segments": plan.integer.active_segments,
+            "relaxation_bound": _round(plan.integer.relaxation_bound, 2),
+            "gap_to_relaxation_bound": _round(plan.integer.gap_to_bound, 9),
+            "solver_status": plan.integer.solver_status,
+            "solver_gap": None
+            if plan.integer.solver_gap is None
+            else _round(plan.integer.solver_gap, 9),
+            "chosen_by": plan.integer.source,
+            "meaning": plan.integer.describe(),
+        },
         "verification": {
             key: _round(value, 12) if isinstance(value, float) else value
             for key, value in plan.verification.as_dict().items()

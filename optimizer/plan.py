@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,9 @@ from optimizer.checks import rule_range
 from optimizer.curves import Approximation
 from optimizer.errors import VerificationError
 from optimizer.model import LinearProgram
+
+if TYPE_CHECKING:
+    from optimizer.micro import IntegerReport
 from optimizer.rounding import CentLimit, round_to_cents
 from optimizer.scenario import TAG_FIELDS, Objective, Scenario, SpendRule
 from optimizer.solve import SolverInfo, SolverRun
@@ -140,7 +144,7 @@ def segment_report(scenario: Scenario, program: LinearProgram) -> SegmentReport:
 
 def _meets(segment: object, where: dict[str, str]) -> bool:
     return all(
-        getattr(segment, "segment_id") == value
+        segment.segment_id == value  # type: ignore[attr-defined]
         if key == "segment_id"
         else segment.attribute(key) == value  # type: ignore[attr-defined]
         for key, value in where.items()
@@ -212,6 +216,8 @@ class Plan(Scorecard):
     solver: SolverInfo
     approximation: Approximation
     segments: SegmentReport
+    integer: IntegerReport | None = None
+    """How minimum viable spend was met, when the scenario sets one."""
 
     @property
     def binding_constraints(self) -> tuple[ConstraintReport, ...]:
@@ -224,6 +230,8 @@ def build_plan(
     program: LinearProgram,
     run: SolverRun,
     verification: Verification,
+    *,
+    integer: IntegerReport | None = None,
 ) -> Plan:
     """Turn a verified solve into a plan."""
     assert run.x is not None and run.row_dual is not None and run.objective is not None
@@ -244,6 +252,7 @@ def build_plan(
         solver=run.solver,
         approximation=program.curves.approximation,
         segments=segment_report(scenario, program),
+        integer=integer,
     )
 
 

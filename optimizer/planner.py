@@ -7,6 +7,7 @@ import logging
 from optimizer.curves import build_curves
 from optimizer.diagnosis import arithmetic_conflicts, elastic_conflicts
 from optimizer.errors import InfeasibleScenarioError, SolverError, VerificationError
+from optimizer.micro import solve_with_minimums
 from optimizer.model import build_program
 from optimizer.plan import Plan, build_plan
 from optimizer.scenario import Scenario, SolverName
@@ -55,6 +56,12 @@ def optimize(
     conflicts = arithmetic_conflicts(scenario, program)
     if conflicts:
         raise InfeasibleScenarioError(conflicts)
+
+    if scenario.micro_segments.active:
+        program, run, integer = solve_with_minimums(scenario, program)
+        return build_plan(
+            scenario, program, run, check_solution(program, run), integer=integer
+        )
 
     run = solve_program(program, solver=name, time_limit=limit)
     if run.status is SolveStatus.INFEASIBLE:

@@ -518,6 +518,8 @@ def read_previous(path: str | Path) -> dict[PreviousKey, PreviousBid]:
         raise BidInputError(f"{path}: the file is empty; expected previous bids.")
     header = [_normalized(cell) for cell in table[0]]
     records = [dict(zip(header, row, strict=False)) for row in table[1:]]
+    # Messages name a column as the file spells it.
+    spelled = dict(zip(header, (cell.strip() for cell in table[0]), strict=True))
     if {"criteriontype", "criterionvalue", "adjustmentpercent"} <= set(header):
         return _previous_from_bids_csv(path, records)
     if "type" in header and any(r.get("type") == "Format Version" for r in records):
@@ -528,7 +530,7 @@ def read_previous(path: str | Path) -> dict[PreviousKey, PreviousBid]:
         *map(_normalized, GOOGLE_DEVICE_COLUMNS.values()),
     }
     if "campaign" in header and editor & set(header):
-        return _previous_from_google_editor(path, records)
+        return _previous_from_google_editor(path, records, spelled)
     raise BidInputError(
         f"{path}, row 1: got the columns {', '.join(table[0])}; expected bids.csv, "
         "a Google Ads Editor CSV or a Microsoft Advertising bulk CSV."
@@ -568,7 +570,7 @@ def _previous_from_bids_csv(
 
 
 def _previous_from_google_editor(
-    path: Path, records: Sequence[Mapping[str, str]]
+    path: Path, records: Sequence[Mapping[str, str]], spelled: Mapping[str, str]
 ) -> dict[PreviousKey, PreviousBid]:
     previous = {}
     for row, record in enumerate(records, start=2):
@@ -579,13 +581,15 @@ def _previous_from_google_editor(
             text = record.get(column, "")
             if text.strip():
                 key = (campaign, CriterionKind.AUDIENCE.value, audience)
-                previous[key] = PreviousBid(_percent(path, row, column, text))
+                field = spelled[column]
+                previous[key] = PreviousBid(_percent(path, row, field, text))
             continue
         for device, column in GOOGLE_DEVICE_COLUMNS.items():
             text = record.get(_normalized(column), "")
             if text.strip():
                 key = (campaign, CriterionKind.DEVICE.value, device.value)
-                previous[key] = PreviousBid(_percent(path, row, column, text))
+                field = spelled[_normalized(column)]
+                previous[key] = PreviousBid(_percent(path, row, field, text))
     return previous
 
 

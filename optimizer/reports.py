@@ -56,6 +56,8 @@ def console_summary(plan: Plan) -> str:
         lines += [
             f"  {c.label}: {c.explain(scenario.objective.maximize)}" for c in binding
         ]
+    if plan.integer is not None:
+        lines.append(f"minimum viable spend: {plan.integer.describe()}")
     lines.append(f"check: {plan.verification.describe()} ({plan.solver.name})")
     return "\n".join(lines) + "\n"
 
