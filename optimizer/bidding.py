@@ -456,7 +456,6 @@ class _Campaign:
         previous: Mapping[PreviousKey, PreviousBid],
         fired: set[str],
     ) -> None:
-        self.scenario = scenario
         self.settings = scenario.bids
         self.channel = channel
         self.name = self.settings.campaign_name(channel.channel_id)
@@ -821,7 +820,8 @@ def _linkedin_multiplier(
     """Spend-weighted mean of the funded, not excluded segments' multipliers."""
     settings = scenario.bids
     defaults = _value_defaults(cells, scenario.plan.currency)
-    weighted, spend, used = 0.0, 0.0, set()
+    weighted, spend = 0.0, 0.0
+    used: set[str] = set()
     for cell in cells:
         if cell.spend <= 0:
             continue

@@ -375,7 +375,7 @@ def _branch_and_bound(
 ) -> tuple[Choice, str, float | None] | None:
     """HiGHS's integer search from a start; None if it found nothing."""
     highs = new_highs(
-        {"presolve": "on", "mip_rel_gap": settings.gap, "threads": 1, "random_seed": 0},
+        {"presolve": "on", "mip_rel_gap": settings.gap, "random_seed": 0},
         time_limit=settings.time_limit,
     )
     highs.passModel(layout.extended_lp(integer=True))

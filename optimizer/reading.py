@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from optimizer.bids import BidSettings
 from optimizer.checks import did_you_mean
 from optimizer.errors import ScenarioError
+from optimizer.quality import QualitySettings
 from optimizer.scenario import (
     CURVE_PARAMETERS,
     OPTIONAL_PARAMETERS,
@@ -51,6 +52,7 @@ from optimizer.scenario import (
     Suppression,
     TableFiles,
 )
+from optimizer.thresholds import ThresholdRule
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ class ScenarioFile(Frozen):
     holdouts: tuple[Holdout, ...] = ()
     suppressions: tuple[Suppression, ...] = ()
     micro_segments: MicroSegmentSettings = MicroSegmentSettings()
+    thresholds: tuple[ThresholdRule, ...] = ()
+    quality: QualitySettings = QualitySettings()
 
 
 TABLES: dict[str, type[Frozen]] = {
@@ -504,12 +508,22 @@ def _toml_location(
     field = model.model_fields.get(section)
     if field is None:
         return where, location, model
-    if section == "constraints" and rest and isinstance(rest[0], int):
-        return f"{where}, [[constraints]] entry {rest[0] + 1}", rest[1:], ConstraintRule
+    entry = _entry_model(field.annotation)
+    if entry is not None and rest and isinstance(rest[0], int):
+        return f"{where}, [[{section}]] entry {rest[0] + 1}", rest[1:], entry
     annotation = field.annotation
     if isinstance(annotation, type) and issubclass(annotation, BaseModel) and rest:
         return f"{where}, [{section}]", rest, annotation
     return where, location, model
+
+
+def _entry_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of each entry of an array of tables such as [[constraints]]."""
+    arguments = get_args(annotation)
+    first = arguments[0] if arguments else None
+    if isinstance(first, type) and issubclass(first, BaseModel):
+        return first
+    return None
 
 
 def _table_model(model: type[BaseModel], field: str) -> type[BaseModel] | None:

@@ -25,6 +25,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from optimizer.bids import BidSettings
+from optimizer.quality import QualitySettings
+from optimizer.thresholds import ThresholdRule
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -689,6 +691,8 @@ class Scenario(Frozen):
     holdouts: tuple[Holdout, ...] = ()
     suppressions: tuple[Suppression, ...] = ()
     micro_segments: MicroSegmentSettings = MicroSegmentSettings()
+    thresholds: tuple[ThresholdRule, ...] = ()
+    quality: QualitySettings = QualitySettings()
     source: Path | None = Field(default=None, exclude=True, repr=False)
     input_hashes: tuple[tuple[str, str], ...] = Field(
         default=(), exclude=True, repr=False

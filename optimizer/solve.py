@@ -39,7 +39,6 @@ HIGHS_OPTIONS: dict[str, Any] = {
     "solver": "ipm",
     "presolve": "off",
     "run_crossover": "on",
-    "threads": 1,
     "random_seed": 0,
 }
 

@@ -7,16 +7,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import Drawn, cell_months, fast, feasible_scenarios
+from builders import (
+    Drawn,
+    cell_months,
+    channel,
+    fast,
+    feasible_scenarios,
+    linear,
+    scenario,
+    segment,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optimizer import load_scenario
+from optimizer import load_scenario, optimize
 from optimizer.curves import build_curves
 from optimizer.model import build_program
 from optimizer.scenario import SolverName
 from optimizer.solve import solve_program
-from optimizer.verify import OPTIMALITY_TOLERANCE, check_solution, dual_bound
+from optimizer.verify import (
+    OPTIMALITY_TOLERANCE,
+    check_solution,
+    dual_bound,
+    polished_duals,
+)
 
 HAND_CHECK = Path(__file__).resolve().parents[1] / "scenarios" / "hand_check.toml"
 
@@ -81,12 +95,19 @@ def test_a_column_past_its_room_is_measured(hand):
 
 def test_zero_duals_leave_a_large_gap(hand):
     program, run, _ = hand
-    check = check_solution(program, replace(run, row_dual=np.zeros(program.num_rows)))
     # With no row prices, the bound is every cell filled to its room:
-    # 2,000,000 + 1,200,000 + 1,000,000 + 400,000 = 4,600,000 of pipeline.
-    assert check.dual_bound == pytest.approx(4_600_000 / 50, rel=1e-12)
-    assert check.relative_gap == pytest.approx((4.6e6 - 3.3e6) / 3.3e6, rel=1e-9)
-    assert not check.passed
+    # 2,000,000 + 1,200,000 + 1,000,000 + 400,000 = 4,600,000 of pipeline,
+    # 39% above the optimum of 3,300,000.
+    zero = np.zeros(program.num_rows)
+    assert dual_bound(program, zero) == pytest.approx(4_600_000 / 50, rel=1e-12)
+    assert dual_bound(program, run.row_dual) == pytest.approx(66_000, rel=1e-9)
+    # Whatever prices the check settles on, its bound is a true upper bound
+    # and its gap is measured from it.
+    check = check_solution(program, replace(run, row_dual=zero))
+    assert check.dual_bound >= 66_000 * (1 - 1e-12)
+    assert check.relative_gap == pytest.approx(
+        (check.dual_bound - 66_000) / 66_000, abs=1e-12
+    )
 
 
 def test_the_certificate_fails_on_a_feasible_plan_that_is_not_optimal(hand):
@@ -121,7 +142,7 @@ def feasible_x(drawn: Drawn, program) -> np.ndarray:
     return curves.fill(spend) / program.money_unit
 
 
-@fast(120)
+@fast(200)
 @given(feasible_scenarios(), st.data())
 def test_dual_bound_is_above_every_feasible_objective_for_any_prices(drawn, data):
     scenario = drawn.scenario
@@ -145,5 +166,50 @@ def test_dual_bound_is_above_every_feasible_objective_for_any_prices(drawn, data
         bound = dual_bound(program, y)
         assert bound >= optimum - 1e-9 * max(1.0, abs(optimum))
         assert bound >= known - 1e-9 * max(1.0, abs(known))
+    # The check of a feasible plan that falls short of the optimum never
+    # passes: its bound is at least the optimum, whatever prices it uses.
+    x = feasible_x(drawn, program)
+    check = check_solution(
+        program, replace(run, x=x, objective=float(program.objective @ x))
+    )
+    assert check.dual_bound >= optimum - 1e-9 * max(1.0, abs(optimum))
+    if optimum - known > 2 * OPTIMALITY_TOLERANCE * max(1.0, abs(optimum)):
+        assert not check.passed
     # At the solver's prices the bound closes on the optimum (strong duality).
-    assert dual_bound(program, run.row_dual) == pytest.approx(optimum, rel=1e-7)
+    assert dual_bound(program, run.row_dual) == pytest.approx(
+        optimum, rel=1e-7, abs=1e-9
+    )
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_a_correct_solve_certifies_when_volume_dwarfs_the_budget(solver):
+    # One linear cell worth 0.07 / 3 * 0.3 * 7,001.37164 = 49.00960148 of
+    # pipeline per dollar, with 300,000 of volume a month against a budget of
+    # 1,000: every plan spending the 1,000 is optimal. The budget's price has
+    # ten significant digits; a price rounded down in its last digits leaves
+    # a positive reduced cost on 900,000 of room, so the certificate must not
+    # depend on digits a solver does not report.
+    sc = scenario(
+        segments=[segment("s", opportunity_rate=0.3, deal_size=7001.37164)],
+        channels=[channel("c")],
+        responses=[
+            linear("s", "c", cpc=3, conversion_rate=0.07, monthly_clicks=100_000)
+        ],
+        months=3,
+        budget=1000,
+    )
+    plan = optimize(sc, solver=solver)
+    assert plan.verification.passed
+    assert plan.objective_value == pytest.approx(49_009.60148, rel=1e-12)
+    assert plan.budget_shadow_price == pytest.approx(49.00960148, rel=1e-7)
+
+
+def test_polished_duals_recover_the_hand_computed_prices(hand):
+    program, run, _ = hand
+    # The prices by hand, per dollar (here also per unit of the program):
+    # 40 for the budget, 10 for the google_search maximum. Start from prices
+    # cut to five significant digits, as a solver's file might print them.
+    rounded = np.array([float(f"{value:.5g}") for value in run.row_dual]) + 1e-4
+    polished = polished_duals(program, run.x, rounded)
+    np.testing.assert_allclose(polished, [40.0, 10.0], rtol=1e-12)
+    assert dual_bound(program, polished) == pytest.approx(66_000, rel=1e-12)
