@@ -16,6 +16,8 @@ The LP is::
 Routes:
 
 - :func:`highs_direct` and :func:`highs_best`: highspy from the arrays.
+- :func:`highs_shifted`: HiGHS dual simplex on ``c`` shifted by the budget's
+  water level, exact when row 0 is ``sum(x) == B``; the fastest measured.
 - :func:`cbc_mps`: a free MPS file, the CBC binary, its solution file.
 - :func:`water_fill`: the closed-form optimum when the budget is the only row.
 
@@ -44,6 +46,7 @@ __all__ = [
     "cbc_mps",
     "highs_best",
     "highs_direct",
+    "highs_shifted",
     "read_cbc_solution",
     "synthetic_lp",
     "water_fill",
@@ -51,13 +54,16 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
+OptionValue = bool | int | float | str
 
-# Measured on synthetic_lp at 10k and 100k columns (many boxed columns, 18
-# rows): IPX without presolve is 4-5x faster than dual simplex at 100k. Its
-# crossover costs almost nothing and returns a basic, exact point; without it
-# the objective is off by ~5e-9 relative and rows are violated by ~5e-7.
-# Starting crossover from a looser interior point saves two IPM iterations.
-HIGHS_BEST_OPTIONS: Mapping[str, object] = MappingProxyType(
+# Measured on synthetic_lp (18 rows) at 100k columns: dual simplex 2.5-4 s
+# with or without presolve, IPX with presolve 1.5 s, IPX without it 0.5 s;
+# at 10k columns all take about 0.03 s. IPX's crossover costs little and
+# returns a basic, exact point; without it the objective is off by ~1e-8
+# relative and rows are violated by ~4e-8. Starting crossover at a looser gap
+# saves 1-3 IPM iterations. HiPO is not built into this highspy wheel, and
+# PDLP is not exact.
+HIGHS_BEST_OPTIONS: Mapping[str, OptionValue] = MappingProxyType(
     {
         "solver": "ipx",
         "presolve": "off",
@@ -66,9 +72,11 @@ HIGHS_BEST_OPTIONS: Mapping[str, object] = MappingProxyType(
     }
 )
 
-# Clp's dual simplex without presolve was the fastest CBC option measured;
-# "%.17g" makes the solution file carry every digit of a double (the default
-# "%15.8g" keeps 8 significant digits).
+# Measured on synthetic_lp at 100k columns, whole route: Clp's dual simplex
+# without presolve 0.35-0.55 s (the default -solve about the same), with
+# presolve 0.5-0.65 s, primal simplex 0.75-1.2 s, barrier 0.9-1.4 s; reading
+# the MPS file is most of it. cbc_mps adds "-precisionOutput %.17g" so the
+# solution file carries every digit (the default "%15.8g" keeps 8).
 CBC_BEST_ARGS: tuple[str, ...] = ("-presolve", "off", "-dualSimplex")
 
 NUM_MONTHS = 12
@@ -183,7 +191,7 @@ class DirectResult:
     seconds: float
 
 
-def highs_direct(lp: ArrayLP, **options: object) -> DirectResult:
+def highs_direct(lp: ArrayLP, **options: OptionValue) -> DirectResult:
     """Solve ``lp`` with highspy, passing the CSR arrays as they are.
 
     Parameters
@@ -215,6 +223,89 @@ def highs_direct(lp: ArrayLP, **options: object) -> DirectResult:
     passed unchanged.
     """
     start = time.perf_counter()
+    x = _highs_solve(lp, lp.c, options)
+    seconds = time.perf_counter() - start
+    return DirectResult("highs", float(lp.c @ x), x, seconds)
+
+
+def highs_best(lp: ArrayLP) -> DirectResult:
+    """Solve ``lp`` with highspy and :data:`HIGHS_BEST_OPTIONS`.
+
+    See :func:`highs_direct`.
+    """
+    return highs_direct(lp, **HIGHS_BEST_OPTIONS)
+
+
+def highs_shifted(lp: ArrayLP, **options: OptionValue) -> DirectResult:
+    """Solve ``lp`` with HiGHS dual simplex after shifting ``c`` by a constant.
+
+    Row 0 must be an equality budget row, ``sum(x) == B`` over every column.
+    On it, ``(c - level) @ x == c @ x - level * B`` for every feasible ``x``,
+    so the shifted LP has the same optimal points. ``level`` is the return of
+    the last column water-filling would buy (:func:`water_fill` on the budget
+    alone). With all of ``c`` positive, HiGHS's dual simplex starts with every
+    column at its upper bound, and its first iteration, flipping most of them
+    back, took 2.5-7 s at 100k columns; from the shifted start it needs a few
+    dozen cheap iterations.
+
+    Parameters
+    ----------
+    lp : ArrayLP
+        The LP, with row 0 as described.
+    **options
+        HiGHS options on top of ``presolve="off"`` (the default solver is dual
+        simplex); see :func:`highs_direct`.
+
+    Returns
+    -------
+    DirectResult
+        Route ``"highs-shifted"``; the objective is ``c @ x`` with the
+        original ``c``.
+
+    Raises
+    ------
+    ValueError
+        If row 0 is not an equality with coefficient 1 on every column.
+    RuntimeError
+        If the model status is not optimal.
+    """
+    start = time.perf_counter()
+    budget = _budget_row(lp)
+    _, filled = water_fill(lp.c, lp.upper, budget)
+    bought = filled > 0
+    level = float(lp.c[bought].min()) if bought.any() else 0.0
+    x = _highs_solve(lp, lp.c - level, {"presolve": "off", **options})
+    seconds = time.perf_counter() - start
+    return DirectResult("highs-shifted", float(lp.c @ x), x, seconds)
+
+
+def _budget_row(lp: ArrayLP) -> float:
+    """The right-hand side of row 0, checked to be ``sum(x) == B``."""
+    if lp.num_rows == 0:
+        raise ValueError("row 0 must be sum(x) == budget; the LP has no rows")
+    entries = slice(lp.row_start[0], lp.row_start[1])
+    hits = np.bincount(lp.col_index[entries], minlength=lp.num_cols)
+    if not (
+        lp.row_lower[0] == lp.row_upper[0]
+        and (hits == 1).all()
+        and (lp.coef[entries] == 1.0).all()
+    ):
+        raise ValueError(
+            "row 0 must be sum(x) == budget with coefficient 1 on all "
+            f"{lp.num_cols} columns; it has {entries.stop - entries.start} "
+            f"entries and bounds [{lp.row_lower[0]}, {lp.row_upper[0]}]"
+        )
+    return float(lp.row_upper[0])
+
+
+def _highs_solve(
+    lp: ArrayLP, cost: FloatArray, options: Mapping[str, OptionValue]
+) -> FloatArray:
+    """Maximize ``cost @ x`` over the rows and bounds of ``lp``; the optimal x."""
+    if lp.coef.shape[0] > np.iinfo(np.int32).max:
+        raise ValueError(
+            f"HiGHS indexes with int32; the matrix has {lp.coef.shape[0]} entries"
+        )
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     for name, value in options.items():
@@ -225,10 +316,10 @@ def highs_direct(lp: ArrayLP, **options: object) -> DirectResult:
         lp.num_cols,
         lp.num_rows,
         lp.coef.shape[0],
-        highspy.MatrixFormat.kRowwise,
-        highspy.ObjSense.kMaximize,
+        highspy.MatrixFormat.kRowwise.value,
+        highspy.ObjSense.kMaximize.value,
         0.0,
-        lp.c,
+        cost,
         np.zeros(lp.num_cols),
         lp.upper,
         lp.row_lower,
@@ -240,27 +331,17 @@ def highs_direct(lp: ArrayLP, **options: object) -> DirectResult:
         # "continuous" for every column.
         np.zeros(lp.num_cols, dtype=np.int32),
     )
-    if status != highspy.HighsStatus.kOk:
-        raise ValueError(f"HiGHS refused the model: passModel returned {status}")
+    if status == highspy.HighsStatus.kError:
+        raise ValueError("HiGHS refused the model (passModel returned kError)")
 
     highs.run()
     model_status = highs.getModelStatus()
     if model_status != highspy.HighsModelStatus.kOptimal:
         raise RuntimeError(
             f"HiGHS finished with {highs.modelStatusToString(model_status)!r}, "
-            f"not Optimal, with options {options}"
+            f"not Optimal, with options {dict(options)}"
         )
-    x = np.array(highs.getSolution().col_value)
-    seconds = time.perf_counter() - start
-    return DirectResult("highs", float(lp.c @ x), x, seconds)
-
-
-def highs_best(lp: ArrayLP) -> DirectResult:
-    """Solve ``lp`` with highspy and :data:`HIGHS_BEST_OPTIONS`.
-
-    See :func:`highs_direct`.
-    """
-    return highs_direct(lp, **HIGHS_BEST_OPTIONS)
+    return np.array(highs.getSolution().col_value)
 
 
 def cbc_mps(
@@ -442,14 +523,12 @@ def synthetic_lp(num_cols: int, seed: int = 0, rows: str = "few") -> ArrayLP:
     """
     if rows not in ("few", "budget"):
         raise ValueError(f"rows must be 'few' or 'budget', got {rows!r}")
-    min_cols = NUM_CHANNELS * NUM_MONTHS * NUM_PIECES
-    if rows == "few" and num_cols < min_cols:
+    min_cols = NUM_CHANNELS * NUM_MONTHS * NUM_PIECES if rows == "few" else 1
+    if num_cols < min_cols:
         raise ValueError(
-            f"num_cols must be >= {min_cols} so every channel has a whole cell "
-            f"when rows='few', got {num_cols}"
+            f"num_cols must be >= {min_cols} for rows={rows!r} (with 'few', "
+            f"every channel needs a whole cell), got {num_cols}"
         )
-    if num_cols < 1:
-        raise ValueError(f"num_cols must be >= 1, got {num_cols}")
 
     rng = np.random.default_rng(seed)
     column = np.arange(num_cols)
@@ -514,7 +593,7 @@ def _marginal_returns(rng: np.random.Generator, num_cells: int) -> FloatArray:
 
 _WORD = np.dtype("<u4")
 _CHUNK_LINES = 1 << 18
-_POW10_EXACT = 10.0 ** np.arange(23)  # every power of ten up to 1e22 is a double
+_POW10_EXACT = np.power(10.0, np.arange(23), dtype=np.float64)  # exact to 1e22
 _POW10000 = 10_000 ** np.arange(5, dtype=np.int64)
 _DEKKER_SPLIT = 134217729.0  # 2**27 + 1
 
@@ -584,12 +663,12 @@ def _rows_section(lp: ArrayLP, kept: NDArray[np.bool_]) -> bytes:
         _word(b" E"),
         np.where(np.isfinite(upper), _word(b" L"), _word(b" G")),
     )
-    return _lines(sense[:, None], _name_words(b"R", rows))
+    return _lines(sense[:, None], _name_words(b"R", rows)).tobytes()
 
 
 def _columns_section(
     lp: ArrayLP, kept: NDArray[np.bool_], col_names: NDArray[np.uint32]
-) -> Iterator[bytes]:
+) -> Iterator[NDArray[np.uint8]]:
     # Column-major entries, each column's objective entry first; the objective
     # takes row index num_rows in the table of row names.
     row_of_entry = np.repeat(np.arange(lp.num_rows), np.diff(lp.row_start))
@@ -625,18 +704,19 @@ def _rhs_sections(lp: ArrayLP, kept: NDArray[np.bool_]) -> bytes:
     lower, upper = lp.row_lower, lp.row_upper
     rows = np.flatnonzero(kept)
     rhs = np.where(np.isfinite(upper), upper, lower)[rows]
-    text = _lines(b" RHS", _name_words(b"R", rows), _number_words(rhs))
+    text = _lines(b" RHS", _name_words(b"R", rows), _number_words(rhs)).tobytes()
 
     ranged = rows[np.isfinite(lower[rows]) & np.isfinite(upper[rows])]
     ranged = ranged[lower[ranged] != upper[ranged]]
     if ranged.size:
         width = _number_words(upper[ranged] - lower[ranged])
-        text += b"RANGES\n" + _lines(b" RNG", _name_words(b"R", ranged), width)
+        lines = _lines(b" RNG", _name_words(b"R", ranged), width)
+        text += b"RANGES\n" + lines.tobytes()
     return text
 
 
-def _lines(*fields: bytes | NDArray[np.uint32]) -> bytes:
-    """MPS lines from per-line word tables and constant text, in order.
+def _lines(*fields: bytes | NDArray[np.uint32]) -> NDArray[np.uint8]:
+    """MPS lines, as bytes, from per-line word tables and constant text.
 
     Each field brings its own leading space; a newline ends every line.
     """
@@ -645,7 +725,7 @@ def _lines(*fields: bytes | NDArray[np.uint32]) -> bytes:
     tables.append(_text_words(b"\n", count))
     table = np.ascontiguousarray(np.concatenate(tables, axis=1))
     flat = table.view(np.uint8).ravel()
-    return flat[flat != 0].tobytes()
+    return flat[flat != 0]
 
 
 def _text_words(text: bytes, count: int) -> NDArray[np.uint32]:
@@ -686,8 +766,8 @@ def _number_words(values: FloatArray) -> NDArray[np.uint32]:
     other = np.flatnonzero(~is_whole)
 
     integers = size[whole].astype(np.int64)
-    groups = np.searchsorted(_POW10000, integers.max(initial=0), side="right")
-    groups = max(int(groups), 1)
+    largest = integers.max(initial=0)
+    groups = max(int(np.searchsorted(_POW10000, largest, side="right")), 1)
     words = np.zeros((values.shape[0], 7 if other.size else 1 + groups), _WORD)
     words[whole, 1 : 1 + groups] = _integer_words(integers, groups)
     if other.size:
@@ -704,7 +784,7 @@ def _scientific_words(size: FloatArray) -> NDArray[np.uint32]:
     """
     mantissa, exponent = _decimal17(size)
     first_digit, fraction = np.divmod(mantissa, 10**16)
-    quads = []
+    quads: list[NDArray[np.int64]] = []
     for _ in range(4):
         fraction, quad = np.divmod(fraction, 10_000)
         quads.insert(0, quad)

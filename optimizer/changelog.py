@@ -190,7 +190,9 @@ class ChangeLog:
     def changes_table(self) -> pd.DataFrame:
         """Every input change, one row per field, with the step that applied it."""
         step_of = {
-            id(change): str(step.number) for step in self.steps for change in step.changes
+            id(change): str(step.number)
+            for step in self.steps
+            for change in step.changes
         }
         rows = [
             {
@@ -243,10 +245,9 @@ def change_log(
     plans = _sequence(old, new, moving)
     steps = []
     baseline = start
-    for number, (group, scenario, note) in enumerate(plans, 1):
+    for number, (group, scenario, why) in enumerate(plans, 1):
         outcome = solve(scenario)
-        if not outcome.has_plan:
-            note = _join(note, f"no plan: {outcome.message}")
+        note = why if outcome.has_plan else _join(why, f"no plan: {outcome.message}")
         steps.append(Step(number, group, outcome, baseline, note))
         baseline = outcome if outcome.has_plan else baseline
     end = steps[-1].outcome if steps else solve(new)
@@ -298,7 +299,7 @@ def _retry(
     after: InputChange,
 ) -> list[tuple[tuple[InputChange, ...], Scenario, str]]:
     """Postponed changes that the changes applied so far let stand."""
-    groups = []
+    groups: list[tuple[tuple[InputChange, ...], Scenario, str]] = []
     progress = True
     while progress:
         progress = False

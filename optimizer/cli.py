@@ -4,6 +4,9 @@
 
     optimizer run SCENARIO --out DIR       solve, verify and write the plan
     optimizer validate SCENARIO            check a scenario without solving it
+    optimizer check SCENARIO [--previous OLD]
+                                           data quality and drift, before solving
+    optimizer diff OLD NEW [--out DIR]     the change log between two versions
     optimizer compare SET --out DIR        solve and compare a scenario set
     optimizer sweep SCENARIO --out DIR     the budget frontier
     optimizer bids PLAN_DIR --scenario SCENARIO --out DIR
@@ -27,6 +30,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from optimizer.bidding import read_allocation, recommend_bids
+from optimizer.changelog import ChangeLog, change_log, change_log_text, write_change_log
 from optimizer.comparison import compare
 from optimizer.curves import build_curves
 from optimizer.diagnosis import arithmetic_conflicts
@@ -42,10 +46,20 @@ from optimizer.outputs import (
 from optimizer.planner import optimize
 from optimizer.platforms import previous_bids, write_bid_files, write_plan_bids
 from optimizer.pulp_model import write_model
+from optimizer.quality import (
+    Finding,
+    Level,
+    PreviousRun,
+    check_quality,
+    findings_text,
+    read_previous_run,
+    warn_about,
+)
 from optimizer.reading import load_scenario
 from optimizer.reports import comparison_text, console_summary, frontier_text
 from optimizer.scenario import Scenario
 from optimizer.scenario_sets import load_scenario_set
+from optimizer.thresholds import crossings, crossings_text
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -119,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing on success"
     )
+    _add_drift_options(run)
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser(
@@ -135,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_compare(commands)
     _add_sweep(commands)
     _add_bids(commands)
+    _add_check(commands)
+    _add_diff(commands)
     return parser
 
 
@@ -284,16 +301,22 @@ def _sweep(arguments: argparse.Namespace, out: TextIO) -> int:
 
 def _run(arguments: argparse.Namespace, out: TextIO) -> int:
     scenario = load_scenario(arguments.scenario)
+    findings = _quality_before_solving(scenario, arguments)
     plan = optimize(scenario, solver=arguments.solver, time_limit=arguments.time_limit)
     with staged_folder(arguments.out) as staging:
-        write_plan_files(plan, staging)
+        write_plan_files(plan, staging, data_quality=findings)
         write_plan_bids(plan, staging)
     folder = arguments.out
     if arguments.write_model is not None:
         _write_model(scenario, arguments.write_model)
     if not arguments.quiet:
         out.write(console_summary(plan))
-        out.write(f"\nwrote {folder}/allocation.csv, constraints.csv, summary.json\n")
+        crossed = crossings_text(crossings(plan), scenario.plan.currency)
+        out.write(f"\n{crossed}" if crossed else "")
+        extra = ", thresholds.csv" if scenario.thresholds else ""
+        out.write(
+            f"\nwrote {folder}/allocation.csv, constraints.csv, summary.json{extra}\n"
+        )
     return EXIT_OK
 
 
@@ -314,6 +337,147 @@ def _validate(arguments: argparse.Namespace, out: TextIO) -> int:
         f"{scenario.plan.months} months, {len(scenario.constraints)} rules; "
         f"the program has {program.num_cols} columns and {program.num_rows} rows.\n"
     )
+    return EXIT_OK
+
+
+# --- data quality and the change log ----------------------------------------------
+
+
+def _add_drift_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        help="the previous version, to flag drift: its scenario TOML file, or "
+        "the folder of a run of it",
+    )
+    parser.add_argument(
+        "--max-drift",
+        type=_share,
+        help="the share an input may move before it is flagged (default: "
+        "[quality] max_drift, 0.25)",
+    )
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}; expected a share greater than 0, such as 0.25"
+        )
+    return value
+
+
+def _add_check(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    check = _command(
+        commands,
+        "check",
+        help="check a scenario's data quality, and its drift from a previous version",
+        description="Before solving: empty optional fields, segment volumes and "
+        "rates outside their stage's range ([quality]), thresholds that watch "
+        "nothing, and, with --previous, every input that moved more than "
+        "--max-drift since that version. Warnings are listed; any error exits "
+        "with code 3, as optimizer run would.",
+        example="optimizer check scenarios/demo_pipeline.toml "
+        "--previous scenarios/demo_pipeline_v1.toml",
+    )
+    check.add_argument("scenario", type=Path, help="the scenario's TOML file")
+    _add_drift_options(check)
+    check.set_defaults(handler=_check)
+
+
+def _add_diff(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    diff = _command(
+        commands,
+        "diff",
+        help="explain what changed between two versions of a scenario",
+        description="List every input and rule that differs between OLD and NEW, "
+        "then apply the changes to OLD one at a time (budget, objective, "
+        "settings, rules, channels, segments, responses, seasonality), "
+        "re-solving after each: how much of the change in the objective and in "
+        "spend by stage and channel each accounts for. With --out, write "
+        "changelog.csv and changes.csv. Exits with 4 (infeasible) or 5 (solver "
+        "failure) when OLD or NEW has no plan; a step in between without one is "
+        "reported.",
+        example="optimizer diff scenarios/demo_pipeline_v1.toml "
+        "scenarios/demo_pipeline.toml --out out/changelog",
+    )
+    diff.add_argument("old", type=Path, help="the previous version's TOML file")
+    diff.add_argument("new", type=Path, help="the current version's TOML file")
+    diff.add_argument("--out", type=Path, help="folder for changelog.csv, changes.csv")
+    diff.add_argument(
+        "--solver", choices=["highs", "cbc"], help="override NEW's [solver] name"
+    )
+    diff.set_defaults(handler=_diff)
+
+
+def _previous(path: Path | None) -> Scenario | PreviousRun | None:
+    if path is None:
+        return None
+    return read_previous_run(path) if path.is_dir() else load_scenario(path)
+
+
+def _quality_before_solving(
+    scenario: Scenario, arguments: argparse.Namespace
+) -> list[Finding]:
+    """The findings of a scenario; errors stop the run as invalid input."""
+    previous = _previous(arguments.previous)
+    findings = check_quality(scenario, previous, max_drift=arguments.max_drift)
+    errors = [f.describe() for f in findings if f.level is Level.ERROR]
+    if errors:
+        raise ScenarioError(errors)
+    warn_about(findings)
+    return findings
+
+
+def _check(arguments: argparse.Namespace, out: TextIO) -> int:
+    scenario = load_scenario(arguments.scenario)
+    previous = _previous(arguments.previous)
+    findings = check_quality(scenario, previous, max_drift=arguments.max_drift)
+    errors = [f for f in findings if f.level is Level.ERROR]
+    found = [f for f in findings if f.level is Level.WARNING]
+    against = ""
+    if previous is not None:
+        limit = arguments.max_drift or scenario.quality.max_drift
+        against = f", against {arguments.previous} (drift limit {limit:.0%})"
+    out.write(
+        f"{arguments.scenario}: {_count(len(errors), 'error')}, "
+        f"{_count(len(found), 'warning')}{against}\n"
+    )
+    out.write(findings_text(found))
+    if errors:
+        raise ScenarioError([f.describe() for f in errors])
+    return EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    if number == 0:
+        return f"no {noun}s"
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _diff(arguments: argparse.Namespace, out: TextIO) -> int:
+    old = load_scenario(arguments.old)
+    new = load_scenario(arguments.new)
+    log = change_log(old, new, solver=arguments.solver)
+    if arguments.out is not None:
+        write_change_log(log, arguments.out)
+    out.write(change_log_text(log))
+    if arguments.out is not None:
+        out.write(f"\nwrote {arguments.out}/changelog.csv, changes.csv\n")
+    return _ends_with_plans(log)
+
+
+def _ends_with_plans(log: ChangeLog) -> int:
+    """The exit code: both versions need a plan for the total to exist."""
+    for name, outcome in (("old", log.start), ("new", log.end)):
+        if outcome.has_plan:
+            continue
+        _fail(f"the {name} scenario has no plan ({outcome.status}): {outcome.message}")
+        infeasible = outcome.status == "infeasible"
+        return EXIT_INFEASIBLE if infeasible else EXIT_SOLVER_FAILURE
     return EXIT_OK
 
 

@@ -115,7 +115,11 @@ class FieldChange:
     relative: float | None = None
 
     def describe(self) -> str:
-        """``cpc 22.09 -> 24.3``."""
+        """``cpc 22.09 -> 24.3 (+10%)``; ``max 120,000`` for a new value alone."""
+        if self.old is None:
+            return f"{self.name} {shown(self.new)}"
+        if self.new is None:
+            return f"{self.name} {shown(self.old)} -> (none)"
         move = ""
         if self.relative is not None and math.isfinite(self.relative):
             sign = "+" if _number(self.new, 1.0) >= _number(self.old, 1.0) else "-"
@@ -141,7 +145,8 @@ class Update:
         """The field's new value, given its current one."""
         if self.key is None:
             return self.new
-        kept, position = [], None
+        kept: list[Any] = []
+        position: int | None = None
         for item in current:
             if self.key(item) == self.match:
                 position = len(kept) if position is None else position
@@ -168,13 +173,22 @@ class InputChange:
         return self.kind is not ChangeKind.REPORTING
 
     def describe(self, *, max_fields: int = 4) -> str:
-        """``segment x changed: win_rate 0.2 -> 0.26 (+30%)``."""
-        shown_fields = [f.describe() for f in self.fields[:max_fields]]
+        """``segment x changed: win_rate 0.2 -> 0.26 (+30%)``.
+
+        An added or removed input lists its values.
+        """
+        shown_fields = [_value_text(f, self.action) for f in self.fields[:max_fields]]
         hidden = len(self.fields) - max_fields
         if hidden > 0:
             shown_fields.append(f"{hidden} more")
         details = f": {', '.join(shown_fields)}" if shown_fields else ""
         return f"{self.subject} {self.action}{details}"
+
+
+def _value_text(change: FieldChange, action: Action) -> str:
+    if action is Action.REMOVED:
+        return f"{change.name} {shown(change.old)}"
+    return change.describe()
 
 
 def input_changes(old: Scenario, new: Scenario) -> tuple[InputChange, ...]:
@@ -203,10 +217,20 @@ def input_changes(old: Scenario, new: Scenario) -> tuple[InputChange, ...]:
         for change in _section(old, new, name, ChangeKind.PLANNING_RULES)
     ]
     changes += _rows(
-        old.channels, new.channels, _channel_key, ChangeKind.CHANNEL, "channels"
+        old.channels,
+        new.channels,
+        key=_channel_key,
+        kind=ChangeKind.CHANNEL,
+        table="channels",
+        identity=("channel_id",),
     )
     changes += _rows(
-        old.segments, new.segments, _segment_key, ChangeKind.SEGMENT, "segments"
+        old.segments,
+        new.segments,
+        key=_segment_key,
+        kind=ChangeKind.SEGMENT,
+        table="segments",
+        identity=("segment_id",),
     )
     changes += _cells(old, new)
     changes += _seasonality(old, new)
@@ -290,21 +314,24 @@ def _reporting(old: Scenario, new: Scenario) -> list[InputChange]:
 def _rules(old: Scenario, new: Scenario) -> list[InputChange]:
     """Rules paired by subject, in file order within a subject."""
     before, after = _by_subject(old.constraints), _by_subject(new.constraints)
-    removed, changed, added = [], [], []
+    changes = []
     for subject in [*after, *(s for s in before if s not in after)]:
         old_rules, new_rules = before.get(subject, []), after.get(subject, [])
         for index in range(max(len(old_rules), len(new_rules))):
-            pair = (
+            change = _rule_change(
+                old,
+                new,
                 old_rules[index] if index < len(old_rules) else None,
                 new_rules[index] if index < len(new_rules) else None,
             )
-            change = _rule_change(old, new, *pair)
-            if change is None:
-                continue
-            {Action.REMOVED: removed, Action.CHANGED: changed, Action.ADDED: added}[
-                change.action
-            ].append(change)
-    return [*removed, *changed, *added]
+            if change is not None:
+                changes.append(change)
+    return _removed_changed_added(changes)
+
+
+def _removed_changed_added(changes: list[InputChange]) -> list[InputChange]:
+    order = (Action.REMOVED, Action.CHANGED, Action.ADDED)
+    return sorted(changes, key=lambda change: order.index(change.action))
 
 
 def _by_subject(
@@ -324,7 +351,9 @@ def _rule_change(
 ) -> InputChange | None:
     old_rule = before[1] if before else None
     new_rule = after[1] if after else None
-    fields = _field_changes(_row_values(old_rule), _row_values(new_rule))
+    fields = _field_changes(
+        _row_values(old_rule, _RULE_SUBJECT), _row_values(new_rule, _RULE_SUBJECT)
+    )
     if not fields:
         return None
     scenario, (index, rule) = (new, after) if after else (old, before)  # type: ignore[misc]
@@ -344,6 +373,10 @@ def _rule_change(
     )
 
 
+#: Fields that make up a rule's subject, named by the change itself.
+_RULE_SUBJECT = ("scope", "id", "where")
+
+
 def _rule_key(rule: ConstraintRule) -> str:
     return json.dumps(_dump(rule), sort_keys=True, default=str)
 
@@ -352,11 +385,11 @@ def _rule_key(rule: ConstraintRule) -> str:
 
 
 def _channel_key(row: Any) -> Hashable:
-    return row.channel_id
+    return str(row.channel_id)
 
 
 def _segment_key(row: Any) -> Hashable:
-    return row.segment_id
+    return str(row.segment_id)
 
 
 def _cell_key(row: Response | CurvePoint) -> Hashable:
@@ -370,38 +403,50 @@ def _seasonality_key(row: Seasonality) -> Hashable:
 def _rows(
     old_rows: Sequence[Row],
     new_rows: Sequence[Row],
+    *,
     key: Callable[[Any], Hashable],
     kind: ChangeKind,
     table: str,
+    identity: tuple[str, ...],
+    subject: Callable[[Any], str] | None = None,
+    neutral: float | None = None,
 ) -> list[InputChange]:
+    """Rows matched by key; ``neutral`` stands for the numbers of a missing row."""
     before = {key(row): row for row in old_rows}
     after = {key(row): row for row in new_rows}
-    removed, changed, added = [], [], []
+    changes = []
     for item in [*after, *(k for k in before if k not in after)]:
         old_row, new_row = before.get(item), after.get(item)
-        fields = _field_changes(_row_values(old_row), _row_values(new_row))
+        fields = _field_changes(
+            _row_values(old_row, identity),
+            _row_values(new_row, identity),
+            neutral=neutral,
+        )
         if not fields:
             continue
-        action = _action(old_row, new_row)
-        update = Update(table, (new_row,) if new_row else (), key=key, match=item)
-        change = InputChange(
-            kind,
-            f"{kind} {item}",
-            action,
-            fields,
-            _row_at(new_row or old_row, f"{kind} {item}"),
-            (update,),
+        name = subject(item) if subject is not None else f"{kind} {item}"
+        changes.append(
+            InputChange(
+                kind,
+                name,
+                _action(old_row, new_row),
+                fields,
+                _row_at(new_row or old_row, name),
+                (Update(table, (new_row,) if new_row else (), key=key, match=item),),
+            )
         )
-        {Action.REMOVED: removed, Action.CHANGED: changed, Action.ADDED: added}[
-            action
-        ].append(change)
-    return [*removed, *changed, *added]
+    return _removed_changed_added(changes)
 
 
 def _cells(old: Scenario, new: Scenario) -> list[InputChange]:
     """Responses, each with the points of its cell."""
     changes = _rows(
-        old.responses, new.responses, _cell_key, ChangeKind.RESPONSE, "responses"
+        old.responses,
+        new.responses,
+        key=_cell_key,
+        kind=ChangeKind.RESPONSE,
+        table="responses",
+        identity=("segment_id", "channel_id"),
     )
     cells = {change.subject.removeprefix("response "): change for change in changes}
     old_points, new_points = _points(old), _points(new)
@@ -496,34 +541,26 @@ def _curve_shift(
 
 def _seasonality(old: Scenario, new: Scenario) -> list[InputChange]:
     """Seasonality rows; a missing row counts as multipliers of 1."""
-    changes = _rows(
+    return _rows(
         old.seasonality,
         new.seasonality,
-        _seasonality_key,
-        ChangeKind.SEASONALITY,
-        "seasonality",
+        key=_seasonality_key,
+        kind=ChangeKind.SEASONALITY,
+        table="seasonality",
+        identity=("month", "channel_id", "segment_id"),
+        subject=_seasonality_subject,
+        neutral=1.0,
     )
-    return [_neutral_moves(change) for change in changes]
 
 
-def _neutral_moves(change: InputChange) -> InputChange:
-    fields = []
-    for item in change.fields:
-        if item.name in ("volume", "cost"):
-            before = 1.0 if item.old is None else item.old
-            after = 1.0 if item.new is None else item.new
-            item = FieldChange(item.name, item.old, item.new, _relative(before, after))
-        fields.append(item)
-    month, channel, segment = change.updates[0].match  # type: ignore[misc]
+def _seasonality_subject(key: tuple[str, str | None, str | None]) -> str:
+    month, channel, segment = key
     scope = ", ".join(
         f"{kind} {value}"
         for kind, value in (("channel", channel), ("segment", segment))
         if value is not None
     )
-    subject = f"seasonality {month} ({scope or 'all cells'})"
-    return InputChange(
-        change.kind, subject, change.action, tuple(fields), change.where, change.updates
-    )
+    return f"seasonality {month} ({scope or 'all cells'})"
 
 
 # --- values ---------------------------------------------------------------------
@@ -545,15 +582,20 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _row_values(row: Any) -> dict[str, Any]:
-    """A row's or rule's fields that hold a value; none for a missing row."""
+def _row_values(row: Any, identity: tuple[str, ...]) -> dict[str, Any]:
+    """A row's or rule's fields that hold a value, less those of its identity
+    (which the change's subject names); none for a missing row."""
     if row is None:
         return {}
-    return {k: v for k, v in _dump(row).items() if v is not None and v != ""}
+    return {
+        k: v
+        for k, v in _dump(row).items()
+        if v is not None and v != "" and k not in identity
+    }
 
 
 def _field_changes(
-    before: dict[str, Any], after: dict[str, Any]
+    before: dict[str, Any], after: dict[str, Any], *, neutral: float | None = None
 ) -> tuple[FieldChange, ...]:
     names = [*after, *(name for name in before if name not in after)]
     changes = []
@@ -561,7 +603,9 @@ def _field_changes(
         old, new = before.get(name), after.get(name)
         if old == new:
             continue
-        relative = _relative(old, new)
+        relative = _relative(
+            neutral if old is None else old, neutral if new is None else new
+        )
         if isinstance(old, dict | list) or isinstance(new, dict | list):
             old, new = _compact(old), _compact(new)
         changes.append(FieldChange(name, old, new, relative))

@@ -21,7 +21,7 @@ import platform
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,6 +31,8 @@ import pandas as pd
 
 from optimizer.comparison import Comparison
 from optimizer.plan import Plan, Scorecard
+from optimizer.quality import Finding
+from optimizer.thresholds import crossings
 
 PACKAGES = ("paid-media-optimizer", "pulp", "highspy", "numpy", "pandas", "pydantic")
 
@@ -80,19 +82,36 @@ def _replace(staging: Path, destination: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def write_plan(plan: Plan, destination: str | Path) -> Path:
-    """Write a plan's files into ``destination`` (a folder), all or nothing."""
+def write_plan(
+    plan: Plan,
+    destination: str | Path,
+    *,
+    data_quality: Sequence[Finding] | None = None,
+) -> Path:
+    """Write a plan's files into ``destination`` (a folder), all or nothing.
+
+    ``data_quality`` are the findings of the checks run before solving, for
+    summary.json (null there when no checks were run).
+    """
     destination = Path(destination)
     with staged_folder(destination) as folder:
-        write_plan_files(plan, folder)
+        write_plan_files(plan, folder, data_quality=data_quality)
     return destination
 
 
-def write_plan_files(plan: Plan, folder: Path) -> None:
-    """A plan's three files, into an existing folder."""
+def write_plan_files(
+    plan: Plan, folder: Path, *, data_quality: Sequence[Finding] | None = None
+) -> None:
+    """A plan's three files, into an existing folder.
+
+    A scenario with decision thresholds also gets ``thresholds.csv``, every
+    crossing of them.
+    """
     write_csv(allocation_frame(plan), folder / "allocation.csv")
     write_csv(constraints_frame(plan), folder / "constraints.csv")
-    write_json(summary_record(plan), folder / "summary.json")
+    write_json(summary_record(plan, data_quality=data_quality), folder / "summary.json")
+    if plan.scenario.thresholds:
+        write_csv(crossings(plan), folder / "thresholds.csv", decimals=6)
 
 
 def write_comparison(comparison: Comparison, destination: str | Path) -> Path:
@@ -176,7 +195,9 @@ def constraints_frame(plan: Plan) -> pd.DataFrame:
     )
 
 
-def summary_record(plan: Plan) -> dict[str, Any]:
+def summary_record(
+    plan: Plan, *, data_quality: Sequence[Finding] | None = None
+) -> dict[str, Any]:
     """Everything finance and scripts read about a plan, JSON-ready."""
     scenario = plan.scenario
     objective = scenario.objective.maximize
@@ -250,6 +271,13 @@ def summary_record(plan: Plan) -> dict[str, Any]:
         },
         "solver": plan.solver.as_dict(),
         "packages": {"python": platform.python_version(), **_versions()},
+        "threshold_crossings": [
+            {**row, "value": _round(row["value"], 6)}
+            for row in crossings(plan).to_dict("records")
+        ],
+        "data_quality": None
+        if data_quality is None
+        else [finding.as_dict() for finding in data_quality],
         "inputs": {name: digest for name, digest in scenario.input_hashes},
     }
 

@@ -25,7 +25,7 @@ from optimizer.model import LinearProgram
 
 if TYPE_CHECKING:
     from optimizer.micro import IntegerReport
-from optimizer.rounding import CentLimit, round_to_cents
+from optimizer.rounding import CentLimit, breaks, round_to_cents
 from optimizer.scenario import TAG_FIELDS, Objective, Scenario, SpendRule
 from optimizer.solve import SolverInfo, SolverRun
 from optimizer.value import close_probability, value_per_conversion
@@ -236,8 +236,7 @@ def build_plan(
     """Turn a verified solve into a plan."""
     assert run.x is not None and run.row_dual is not None and run.objective is not None
     exact_spend = program.spend(run.x)
-    target = _target_cents(scenario, exact_spend)
-    cents = round_to_cents(exact_spend, target, _cent_limits(scenario, program, target))
+    cents = _rounded(scenario, program, exact_spend)
     allocation = allocation_table(scenario, program, cents, exact_spend)
     _check_rounded(scenario, program, cents)
 
@@ -290,10 +289,24 @@ def _cent_limits(
     return limits
 
 
-def _target_cents(scenario: Scenario, spend: FloatArray) -> int:
+def _rounded(scenario: Scenario, program: LinearProgram, spend: FloatArray) -> IntArray:
+    """Cents for the plan: the budget's when exact, else the nearest total that
+    lets every rule hold (a share of the spend moves with its total)."""
+    budget = round(scenario.budget.total * 100)
     if scenario.budget.spend is SpendRule.EXACT:
-        return round(scenario.budget.total * 100)
-    return round(float(np.maximum(spend, 0.0).sum()) * 100)
+        targets = [budget]
+    else:
+        nearest = round(float(np.maximum(spend, 0.0).sum()) * 100)
+        steps = [0, -1, 1, -2, 2, -3, 3]
+        targets = [t for t in (nearest + k for k in steps) if 0 <= t <= budget]
+    for target in targets:
+        limits = _cent_limits(scenario, program, target)
+        cents = round_to_cents(spend, target, limits, room=program.curves.capacity)
+        if not breaks(cents.reshape(-1), limits):
+            return cents
+    return round_to_cents(
+        spend, targets[0], _cent_limits(scenario, program, targets[0])
+    )
 
 
 def allocation_table(

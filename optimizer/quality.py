@@ -4,8 +4,9 @@
 and returns :class:`Finding` values; it never prints or warns. An ``error``
 stops a run, a ``warning`` is reported with the plan. The checks:
 
-* ``thresholds`` (errors): a threshold names a channel the scenario does not
-  have, tests a tag value outside the declared values, or watches no segment.
+* ``thresholds``: errors when a threshold names a channel the scenario does
+  not have, tests a tag value outside the declared values, or watches no
+  segment; a warning when it watches conversion_rate in cells without clicks.
 * ``tag_values`` (warnings): a declared tag value (``[segmentation] values``)
   that no segment uses. Segments whose tags are not among the declared values
   are refused when the scenario is read.
@@ -23,11 +24,12 @@ stops a run, a ``warning`` is reported with the plan. The checks:
   high or too low rather than to judge performance.
 * ``drift`` (warnings), given a previous version: every input that moved by
   more than ``max_drift`` of its old value (value-model fields, response
-  parameters, points curves, seasonality multipliers, the budget), every rule
-  added, removed or changed, every row added or removed, and any change of
-  horizon, objective or spend rule. From a previous run folder only what its
-  ``summary.json`` records can be compared: the budget, the objective and the
-  SHA-256 of each input file.
+  parameters, points curves, seasonality multipliers (a missing row counts
+  as 1), the budget), every rule added, removed or changed, every segment,
+  channel or response added or removed, and any change that is not a number's
+  (a stage, a tag, a curve kind, the objective, the spend rule, the horizon).
+  From a previous run folder only what its ``summary.json`` records can be
+  compared: the budget, the objective and the SHA-256 of each input file.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ def _stage(name: str) -> str:
 def _ordered(bounds: tuple[float, float]) -> tuple[float, float]:
     low, high = bounds
     if low > high:
-        raise ValueError(f"a range [low, high] with low at most high, not {low:g} > {high:g}")
+        raise ValueError(
+            f"a range [low, high] with low at most high, not {low:g} > {high:g}"
+        )
     return bounds
 
 
@@ -139,6 +143,7 @@ class QualitySettings(GovernanceModel):
     )
     rate_ranges: dict[RateName, dict[StageName, Range]] = Field(
         default_factory=lambda: dict(DEFAULT_RATE_RANGES),
+        validate_default=True,
         description=(
             "typical ranges of conversion_rate, opportunity_rate and win_rate by "
             "stage, e.g. { conversion_rate = { research = [0.001, 0.03] } }; a "
@@ -395,7 +400,10 @@ def missing_values(scenario: Scenario) -> pd.DataFrame:
         (rows without a value) and ``missing_rows`` (their spreadsheet rows).
     """
     records = []
-    for table, rows in (("segments", scenario.segments), ("channels", scenario.channels)):
+    for table, rows in (
+        ("segments", scenario.segments),
+        ("channels", scenario.channels),
+    ):
         if not rows:
             continue
         model = type(rows[0])
@@ -547,13 +555,18 @@ def _rate_findings(scenario: Scenario) -> list[Finding]:
             _warning(
                 "rates",
                 _row_at(row, f"{name} of {getattr(row, 'segment_id', '')}"),
-                f"field '{name}': got {rate:g} ({rate:.3%}), outside the typical "
-                f"{stage}-stage range of {bounds[0]:.3%} to {bounds[1]:.3%} "
+                f"field '{name}': got {rate:g} ({_percent(rate)}), outside the "
+                f"typical {stage}-stage range of {_percent(bounds[0])} to "
+                f"{_percent(bounds[1])} "
                 f"([quality] rate_ranges); check the value, or declare the range "
                 "this segment really has.",
             )
         )
     return findings
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.3g}%"
 
 
 def _amount(value: float, places: int | None) -> str:
@@ -579,7 +592,12 @@ def _drift(scenario: Scenario, previous: Scenario, limit: float) -> list[Finding
 def _drift_findings(change: InputChange, limit: float) -> list[Finding]:
     from optimizer.input_changes import Action, ChangeKind  # noqa: PLC0415
 
-    if change.action is not Action.CHANGED:
+    # A seasonality row that appears or goes is a multiplier moving from or
+    # to 1, and is measured like any other move.
+    if (
+        change.action is not Action.CHANGED
+        and change.kind is not ChangeKind.SEASONALITY
+    ):
         return [
             _warning(
                 "drift",
@@ -592,9 +610,7 @@ def _drift_findings(change: InputChange, limit: float) -> list[Finding]:
     moved = [
         field
         for field in change.fields
-        if always
-        or field.relative is None
-        or field.relative > limit * (1 + 1e-9)
+        if always or field.relative is None or field.relative > limit * (1 + 1e-9)
     ]
     if not moved:
         return []
@@ -608,13 +624,16 @@ def _drift_findings(change: InputChange, limit: float) -> list[Finding]:
         _warning(
             "drift",
             change.where,
-            f"{change.subject} changed since the previous version: {details}{why}; "
+            f"{change.subject} {change.action} since the previous version: "
+            f"{details}{why}; "
             "confirm the new value before the plan goes live.",
         )
     ]
 
 
-def _run_drift(scenario: Scenario, previous: PreviousRun, limit: float) -> list[Finding]:
+def _run_drift(
+    scenario: Scenario, previous: PreviousRun, limit: float
+) -> list[Finding]:
     since = f"since the run in {previous.folder}"
     findings = []
     if previous.budget is not None:

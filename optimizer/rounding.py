@@ -35,7 +35,11 @@ class CentLimit:
 
 
 def round_to_cents(
-    spend: FloatArray, target: int, limits: Sequence[CentLimit] = ()
+    spend: FloatArray,
+    target: int,
+    limits: Sequence[CentLimit] = (),
+    *,
+    room: FloatArray | None = None,
 ) -> IntArray:
     """Whole cents per cell-month adding up to ``target`` and keeping ``limits``.
 
@@ -46,7 +50,10 @@ def round_to_cents(
     target
         The total the cents must add up to.
     limits
-        Rules to keep after rounding, where a swap of cents can keep them.
+        Rules to keep after rounding.
+    room
+        The most each cell-month can spend, in money (same shape as spend);
+        no cell is rounded past it.
     """
     exact = np.maximum(spend, 0.0).reshape(-1) * 100
     floors = np.floor(exact + 1e-6).astype(np.int64)
@@ -55,12 +62,14 @@ def round_to_cents(
     for _ in range(10 * len(limits) + 1000):
         if not _repair_one(cents, floors, ceilings, exact - floors, limits):
             break
-    if _broken(cents, limits):
-        cents = _exact_rounding(floors, ceilings, exact - floors, target, limits, cents)
+    if breaks(cents, limits):
+        most = None if room is None else np.floor(room.reshape(-1) * 100 + 1e-6)
+        cents = _exact_rounding(exact, target, limits, cents, most)
     return cents.reshape(spend.shape)
 
 
-def _broken(cents: IntArray, limits: Sequence[CentLimit]) -> bool:
+def breaks(cents: IntArray, limits: Sequence[CentLimit]) -> bool:
+    """Whether the cents break any limit."""
     for limit in limits:
         held = int(cents[limit.inside].sum())
         if held < limit.low or (limit.high is not None and held > limit.high):
@@ -69,54 +78,71 @@ def _broken(cents: IntArray, limits: Sequence[CentLimit]) -> bool:
 
 
 def _exact_rounding(
-    floors: IntArray,
-    ceilings: IntArray,
-    remainder: FloatArray,
+    exact: FloatArray,
     target: int,
     limits: Sequence[CentLimit],
     fallback: IntArray,
+    most: FloatArray | None,
 ) -> IntArray:
-    """Round up exactly the cells a small integer program picks.
+    """The cents closest to the exact spend that keep every limit.
 
-    When no single swap mends a rule (two rules can each block the other's
-    repair), choose for every cell with a fraction of a cent whether it
-    rounds up: the cents must add up to the target and keep every limit,
-    preferring the largest remainders. Returns ``fallback`` if no such
-    rounding exists within a few seconds.
+    When no swap of single cents mends a rule (a rule bound can fall between
+    two cents while every neighbour is held by a rule of its own), a small
+    integer program chooses whole cents within a few cents of the exact
+    spend: they add up to the target, keep every limit and the cells' room,
+    and move as little money as possible. Returns ``fallback`` when even
+    that fails.
     """
-    free = np.flatnonzero(ceilings > floors)
-    n = len(free)
+    n = len(exact)
+    reach = 5
+    lower = np.maximum(np.floor(exact) - reach, 0.0)
+    upper = np.ceil(exact) + reach
+    if most is not None:
+        upper = np.maximum(np.minimum(upper, most), np.floor(exact + 1e-6))
+    # Columns: the cents c, then the distance e >= |c - exact| of each cell.
     highs = new_highs({"presolve": "on", "mip_rel_gap": 0.0}, time_limit=10.0)
     lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n, 1 + len(limits)
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.col_cost_ = remainder[free]
-    lp.col_lower_, lp.col_upper_ = np.zeros(n), np.ones(n)
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * n
-    rows = [np.ones(n)] + [limit.inside[free].astype(float) for limit in limits]
-    missing = target - int(floors.sum())
-    lower = [missing] + [
-        limit.low - int(floors[limit.inside].sum()) for limit in limits
-    ]
-    upper = [missing] + [
-        np.inf if limit.high is None else limit.high - int(floors[limit.inside].sum())
+    lp.num_col_ = 2 * n
+    lp.sense_ = highspy.ObjSense.kMinimize
+    lp.col_cost_ = np.r_[np.zeros(n), np.ones(n)]
+    lp.col_lower_ = np.r_[lower, np.zeros(n)]
+    lp.col_upper_ = np.r_[upper, np.full(n, np.inf)]
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * n + [
+        highspy.HighsVarType.kContinuous
+    ] * n
+    cells = np.arange(n)
+    rows = [(cells, np.ones(n), float(target), float(target))]
+    rows += [
+        (
+            np.flatnonzero(limit.inside),
+            np.ones(int(limit.inside.sum())),
+            float(limit.low),
+            np.inf if limit.high is None else float(limit.high),
+        )
         for limit in limits
     ]
-    matrix = np.vstack(rows)
-    lp.row_lower_, lp.row_upper_ = np.array(lower, float), np.array(upper, float)
+    rows += [
+        (np.array([i, n + i]), np.array([1.0, -1.0]), -np.inf, exact[i]) for i in cells
+    ]
+    rows += [
+        (np.array([i, n + i]), np.array([1.0, 1.0]), exact[i], np.inf) for i in cells
+    ]
+    lp.num_row_ = len(rows)
+    lp.row_lower_ = np.array([row[2] for row in rows])
+    lp.row_upper_ = np.array([row[3] for row in rows])
+    counts = np.array([len(row[0]) for row in rows])
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    nonzero = matrix != 0
-    lp.a_matrix_.start_ = np.r_[0, np.cumsum(nonzero.sum(axis=1))].astype(np.int32)
-    lp.a_matrix_.index_ = np.nonzero(nonzero)[1].astype(np.int32)
-    lp.a_matrix_.value_ = matrix[nonzero]
+    lp.a_matrix_.start_ = np.r_[0, np.cumsum(counts)].astype(np.int32)
+    lp.a_matrix_.index_ = np.concatenate([row[0] for row in rows]).astype(np.int32)
+    lp.a_matrix_.value_ = np.concatenate([row[1] for row in rows]).astype(float)
     highs.passModel(lp)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return fallback
-    up = np.round(np.array(highs.getSolution().col_value)).astype(np.int64)
-    cents = floors.copy()
-    cents[free] += up
-    return cents if not _broken(cents, limits) else fallback
+    cents = np.round(np.array(highs.getSolution().col_value)[:n]).astype(np.int64)
+    if int(cents.sum()) != target or breaks(cents, limits):
+        return fallback
+    return cents
 
 
 def _largest_remainder(exact: FloatArray, floors: IntArray, target: int) -> IntArray:

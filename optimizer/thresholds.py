@@ -150,13 +150,13 @@ class ThresholdRule(GovernanceModel):
     def _fits_together(self) -> Self:
         if self.below is None and self.above is None:
             raise ValueError("got neither below nor above; expected at least one")
-        if self.below is not None and self.above is not None:
-            if self.below > self.above:
-                raise ValueError(
-                    f"field 'below': got '{self.below:g}'; expected at most the "
-                    f"entry's above, {self.above:g} (a value crosses when it is "
-                    "under below or over above)"
-                )
+        below, above = self.below, self.above
+        if below is not None and above is not None and below > above:
+            raise ValueError(
+                f"field 'below': got '{below:g}'; expected at most the "
+                f"entry's above, {above:g} (a value crosses when it is under "
+                "below or over above)"
+            )
         if self.metric is ThresholdMetric.OPPORTUNITY_RATE and self.channel:
             raise ValueError(
                 f"field 'channel': got {self.channel!r}; expected no channel, as "
@@ -287,9 +287,7 @@ def segment_metrics(scenario: Scenario) -> pd.DataFrame:
     """Each segment's stage, tags and opportunity_rate, one row per segment."""
     rows = []
     for segment in sorted(scenario.segments, key=lambda s: s.segment_id):
-        attributes = {
-            name: segment.attribute(name) or "" for name in where_fields()
-        }
+        attributes = {name: segment.attribute(name) or "" for name in where_fields()}
         rows.append(
             {
                 "segment_id": segment.segment_id,
@@ -320,7 +318,7 @@ def crossings_text(table: pd.DataFrame, currency: str) -> str:
 def format_metric(metric: str, value: float, currency: str) -> str:
     """A metric's value as planners read it: rates in percent, CPA in money."""
     if metric in (ThresholdMetric.CONVERSION_RATE, ThresholdMetric.OPPORTUNITY_RATE):
-        return f"{value:.3%}"
+        return f"{value * 100:.3g}%"
     if metric == ThresholdMetric.CPA:
         return f"{value:,.2f} {currency}"
     return f"{value:,.4g}"

@@ -44,6 +44,7 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -424,11 +425,32 @@ def _rule_matches(report: ConstraintReport, rule: ConstraintRule, bound: str) ->
 
 
 def _fields(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")
+    """A model's fields as plain values, those left out of its output excepted."""
+    return {
+        name: _plain(getattr(model, name))
+        for name, field in type(model).model_fields.items()
+        if not field.exclude
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Enums as their values, models as dicts, tuples as lists, all the way down."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return _fields(value)
+    if isinstance(value, set | frozenset):
+        # Sorted, as a set's order changes with the hash seed.
+        return sorted((_plain(item) for item in value), key=str)
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(_plain(key)): _plain(item) for key, item in value.items()}
+    return value
 
 
 def _setting(value: Any) -> Any:
-    """A setting as a cell: lists and tables of settings as compact JSON."""
+    """An input as a cell: lists and tables as compact JSON."""
     if isinstance(value, list | dict):
         return json.dumps(value, separators=(", ", ": "))
     return value
@@ -440,7 +462,10 @@ def _model_table(
     columns = [
         name for name, field in row_model.model_fields.items() if not field.exclude
     ]
-    records = [_fields(model) for model in models]
+    records = [
+        {key: _setting(value) for key, value in _fields(model).items()}
+        for model in models
+    ]
     return pd.DataFrame.from_records(records, columns=columns)
 
 

@@ -12,9 +12,11 @@ allocation, so each drawn scenario has at least one plan.
 
 from __future__ import annotations
 
+import calendar
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -193,23 +195,7 @@ def scenario(
 
 def rebuild(base: Scenario, **changes: Any) -> Scenario:
     """A validated copy of a scenario with some fields replaced."""
-    fields = {
-        name: getattr(base, name)
-        for name in (
-            "plan",
-            "budget",
-            "objective",
-            "curves",
-            "sales_cycle",
-            "solver",
-            "constraints",
-            "segments",
-            "channels",
-            "responses",
-            "points",
-            "seasonality",
-        )
-    }
+    fields = {name: getattr(base, name) for name in type(base).model_fields}
     fields.update(changes)
     return Scenario(**fields)
 
@@ -302,9 +288,6 @@ def capacity(sc: Scenario) -> dict[tuple[str, str], float]:
 
 def days_left(start: str, months: int) -> list[float]:
     """Days from the middle of each month to the end of the horizon."""
-    import calendar  # noqa: PLC0415
-    from datetime import date  # noqa: PLC0415
-
     labels = month_labels(start, months)
     firsts = [date(int(m[:4]), int(m[5:]), 1) for m in labels]
     last = firsts[-1]
@@ -460,6 +443,7 @@ def _scopes(sc: Scenario) -> list[tuple[str, str]]:
 def _rule(
     draw: st.DrawFn,
     sc: Scenario,
+    *,
     scope: str,
     id_: str,
     cents: dict[tuple[str, str], int],
@@ -584,7 +568,10 @@ def feasible_scenarios(
             unique=True,
         )
     )
-    constraints = [draw(_rule(probe, scope, id_, cents, total)) for scope, id_ in named]
+    constraints = [
+        draw(_rule(probe, scope=scope, id_=id_, cents=cents, total=total))
+        for scope, id_ in named
+    ]
     return Drawn(
         rebuild(
             probe,

@@ -6,6 +6,7 @@ import csv
 import math
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -237,9 +238,11 @@ def test_saved_charts_repeat_byte_for_byte(
     plan: optimizer.Plan, tmp_path: Path
 ) -> None:
     first = charts.save_charts(plan, tmp_path / "a", fake_comparison(), fake_frontier())
-    second = charts.save_charts(
-        plan, tmp_path / "b", fake_comparison(), fake_frontier()
-    )
+    # A user's style settings do not reach the saved files.
+    with matplotlib.rc_context({"font.size": 20, "axes.facecolor": "black"}):
+        second = charts.save_charts(
+            plan, tmp_path / "b", fake_comparison(), fake_frontier()
+        )
 
     names = [path.name for path in first]
     assert names == [

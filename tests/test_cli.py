@@ -44,6 +44,8 @@ def test_run_writes_the_plan_and_prints_the_summary(tmp_path: Path) -> None:
     assert result.stderr == ""
     assert sorted(p.name for p in (tmp_path / "plan").iterdir()) == [
         "allocation.csv",
+        "bids",
+        "bids.csv",
         "constraints.csv",
         "summary.json",
     ]

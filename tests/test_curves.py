@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -124,7 +125,7 @@ def test_more_pieces_never_increase_the_chord_error():
         saturating_chord_error(1000.0, saturating_breakpoints(1000.0, n, 0.99))
         for n in (1, 2, 4, 8, 16, 32, 64)
     ]
-    assert all(b < a for a, b in zip(errors, errors[1:], strict=False))
+    assert all(b < a for a, b in itertools.pairwise(errors))
     # A chord error falls with the square of the number of pieces.
     assert errors[-1] < errors[-2] / 3.5
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -169,8 +172,9 @@ def test_hand_check(solver):
     assert plan.objective_value == pytest.approx(3_300_000, rel=1e-12)
     assert plan.solver_objective == pytest.approx(3_300_000, rel=1e-9)
     assert plan.budget_shadow_price == pytest.approx(40, rel=1e-7)
-    prices = {c.name: c.shadow_price for c in plan.constraints}
-    assert prices["max_channel_google_search"] == pytest.approx(10, rel=1e-7)
+    (search,) = [c for c in plan.constraints if "google_search" in c.label]
+    assert search.bound == "max"
+    assert search.shadow_price == pytest.approx(10, rel=1e-7)
     assert plan.verification.passed
     assert plan.solver.name == solver
 
@@ -197,14 +201,14 @@ def test_hand_check_side_cases(solver):
     }
     assert conversions.objective_value == pytest.approx(350, rel=1e-12)
     assert conversions.budget_shadow_price == pytest.approx(0.0025, rel=1e-7)
-    prices = {c.name: c.shadow_price for c in conversions.constraints}
-    assert prices["max_channel_google_search"] == pytest.approx(0.0025, rel=1e-7)
+    (search,) = [c for c in conversions.constraints if "google_search" in c.label]
+    assert search.shadow_price == pytest.approx(0.0025, rel=1e-7)
 
 
 # --- (b) budget only: water-filling ----------------------------------------------
 
 
-@fast(80)
+@fast(100)
 @given(feasible_scenarios(max_rules=0))
 def test_budget_only_matches_water_filling(drawn):
     sc = drawn.scenario
@@ -338,7 +342,7 @@ def test_up_to_shares_are_of_actual_spend():
     assert plan.solver_objective == pytest.approx(linprog_optimum(sc), rel=1e-9)
 
 
-@fast(60)
+@fast(100)
 @given(feasible_scenarios(max_rules=4))
 def test_random_rules_match_linprog(drawn):
     sc = drawn.scenario
@@ -349,7 +353,7 @@ def test_random_rules_match_linprog(drawn):
     assert_rules_hold(sc, plan)
 
 
-@fast(12)
+@fast(25)
 @given(feasible_scenarios(max_rules=3, max_months=2))
 def test_random_rules_match_linprog_with_cbc(drawn):
     sc = drawn.scenario
@@ -569,3 +573,35 @@ def test_up_to_budget_with_no_value_left_spends_nothing_it_need_not():
     assert plan.objective_value == 0.0
     assert plan.total_spend <= 20_000
     assert month_labels("2027-01", 2) == list(plan.totals("month").index)
+
+
+def test_optimize_after_other_highspy_use():
+    # Anything that runs HiGHS first in the process with the default thread
+    # count (a caller's own highspy model, or the rounding's integer
+    # fallback) fixes HiGHS's global scheduler at that count; the optimizer's
+    # threads = 1 then makes every later solve fail. A fresh interpreter keeps
+    # this test independent of the order of the others.
+    script = textwrap.dedent(
+        f"""
+        import highspy
+        import optimizer
+
+        own = highspy.Highs()
+        own.setOptionValue("output_flag", False)
+        own.maximize(own.addVariable(lb=0, ub=1))
+        assert own.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        plan = optimizer.optimize(
+            optimizer.load_scenario({str(SCENARIOS / "hand_check.toml")!r})
+        )
+        print(plan.objective_value)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.split()[-1]) == pytest.approx(3_300_000)

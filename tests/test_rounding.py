@@ -5,12 +5,25 @@ from __future__ import annotations
 import itertools
 import math
 
+import highspy
 import numpy as np
+import pytest
 from builders import fast
 from hypothesis import given
 from hypothesis import strategies as st
 
 from optimizer.rounding import CentLimit, round_to_cents
+
+
+@pytest.fixture(autouse=True)
+def _fresh_highs_scheduler():
+    # The rounding may fall back on a HiGHS integer program with the default
+    # thread count. HiGHS keeps one thread scheduler per process, and a later
+    # solve with threads = 1 then fails (see test_planner's
+    # test_optimize_after_other_highspy_use). Reset it so that other test
+    # files do not inherit the state of these ones.
+    yield
+    highspy.Highs.resetGlobalScheduler(True)
 
 
 def floor_or_ceiling(cents, exact_cents) -> bool:
@@ -52,7 +65,7 @@ def exact_spend(draw, min_size=1, max_size=12):
     return np.array(whole) + np.array(part) / 100
 
 
-@fast(300)
+@fast(500)
 @given(exact_spend(), st.sampled_from([(-1,), (2, 2), (3, 1, 2)]))
 def test_cents_add_up_and_each_cell_is_its_floor_or_ceiling(exact_cents, shape):
     spend = exact_cents / 100
@@ -98,7 +111,7 @@ def repairable(draw, max_limits=3):
     return exact_cents, limits
 
 
-@fast(400)
+@fast(500)
 @given(repairable())
 def test_limits_the_exact_spend_keeps_are_kept_after_rounding(case):
     exact_cents, limits = case
@@ -111,7 +124,7 @@ def test_limits_the_exact_spend_keeps_are_kept_after_rounding(case):
         assert kept(cents, limit), (held(cents, limit), limit.low, limit.high)
 
 
-@fast(300)
+@fast(500)
 @given(exact_spend(min_size=2, max_size=9), st.data())
 def test_one_limit_above_the_exact_spend_is_met_when_it_can_be(exact_cents, data):
     # A minimum with a fraction of a cent (a share of the budget, say) asks
@@ -123,9 +136,16 @@ def test_one_limit_above_the_exact_spend_is_met_when_it_can_be(exact_cents, data
     target = round(float(exact_cents.sum()))
     cents = round_to_cents(exact_cents / 100, target, [limit])
     assert int(cents.sum()) == target
-    assert floor_or_ceiling(cents, exact_cents)
     if some_rounding(exact_cents, target, [limit]) is not None:
+        assert floor_or_ceiling(cents, exact_cents)
         assert kept(cents, limit)
+    else:
+        # No rounding to a neighbouring cent keeps the limit: the cents may
+        # move further, never more than five, and the limit holds whenever
+        # the total leaves room for it.
+        assert np.all(np.abs(cents - exact_cents) <= 5 + 1e-9)
+        if limit.low <= target:
+            assert kept(cents, limit)
 
 
 def test_min_rule_repaired_when_outside_cells_win_the_largest_remainders():

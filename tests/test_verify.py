@@ -142,7 +142,7 @@ def feasible_x(drawn: Drawn, program) -> np.ndarray:
     return curves.fill(spend) / program.money_unit
 
 
-@fast(200)
+@fast(120)
 @given(feasible_scenarios(), st.data())
 def test_dual_bound_is_above_every_feasible_objective_for_any_prices(drawn, data):
     scenario = drawn.scenario
