@@ -310,7 +310,10 @@ def _retry(
                 continue
             pending.remove(item)
             applied.append(change)
-            note = f"postponed until after {after.subject}: alone, {problem}"
+            note = (
+                f"postponed until after {after.subject}; alone it was invalid: "
+                f"{problem.rstrip('.')}"
+            )
             groups.append(((change,), scenario, note))
             progress = True
     return groups
@@ -399,7 +402,8 @@ def change_log_text(log: ChangeLog) -> str:
     objective = log.objective.value.replace("_", " ")
     lines = [
         f"change log: {_name(log.old)} -> {_name(log.new)}",
-        f"{len(log.changes)} input changes; each plan is measured in {objective}",
+        f"{_count(len(log.changes), 'input change')}; each plan is measured in "
+        f"{objective}",
         f"old plan: {_outcome_text(log.start)}",
     ]
     if log.steps:
@@ -454,6 +458,10 @@ def _outcome_text(outcome: Outcome) -> str:
     if outcome.objective is None:
         return f"{outcome.status}: {outcome.message}"
     return f"{outcome.objective / OBJECTIVE_SCALE:,.2f}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _signed(value: float) -> str:

@@ -40,12 +40,12 @@ from optimizer.model import build_program
 from optimizer.outputs import (
     staged_folder,
     write_comparison,
+    write_finance_files,
     write_frontier,
     write_plan_files,
 )
 from optimizer.planner import optimize
 from optimizer.platforms import previous_bids, write_bid_files, write_plan_bids
-from optimizer.pulp_model import write_model
 from optimizer.quality import (
     Finding,
     Level,
@@ -292,10 +292,10 @@ def _sweep(arguments: argparse.Namespace, out: TextIO) -> int:
         absolute=arguments.absolute,
     )
     table, _ = sweep(scenario, budgets, progress=_progress(arguments.quiet, "budgets"))
-    folder = write_frontier(table, arguments.out)
+    folder = write_frontier(table, optimize(scenario), arguments.out)
     if not arguments.quiet:
         out.write(frontier_text(table, scenario))
-        out.write(f"\nwrote {folder}/frontier.csv\n")
+        out.write(f"\nwrote {folder}/frontier.csv, plan.xlsx, report.html, charts/\n")
     return EXIT_OK
 
 
@@ -306,6 +306,7 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
     with staged_folder(arguments.out) as staging:
         write_plan_files(plan, staging, data_quality=findings)
         write_plan_bids(plan, staging)
+        write_finance_files(plan, staging)
     folder = arguments.out
     if arguments.write_model is not None:
         _write_model(scenario, arguments.write_model)
@@ -315,12 +316,15 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
         out.write(f"\n{crossed}" if crossed else "")
         extra = ", thresholds.csv" if scenario.thresholds else ""
         out.write(
-            f"\nwrote {folder}/allocation.csv, constraints.csv, summary.json{extra}\n"
+            f"\nwrote {folder}/allocation.csv, constraints.csv, summary.json{extra}, "
+            "bids.csv, bids/, plan.xlsx, report.html, charts/\n"
         )
     return EXIT_OK
 
 
 def _write_model(scenario: Scenario, path: Path) -> None:
+    # PuLP takes 0.2 s to import; only this option needs it.
+    from optimizer.pulp_model import write_model  # noqa: PLC0415
 
     write_model(build_program(scenario, build_curves(scenario)), path)
 

@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 
 from optimizer.charts import (
     DPI,
+    FIGURE_SIZE,
     allocation_chart,
     base_scenario,
     comparison_chart,
@@ -120,6 +121,9 @@ img { max-width: 100%; height: auto; display: block; margin: 0.8rem 0; }
 @media print { h2 { break-after: avoid; } img, table { break-inside: avoid; } }
 """.strip()
 
+#: Rendered charts by name, PNG bytes.
+Images = Mapping[str, bytes]
+
 
 def write_html_report(
     path: str | Path,
@@ -128,6 +132,7 @@ def write_html_report(
     frontier: pd.DataFrame | None = None,
     *,
     chosen_budget: float | None = None,
+    images: Images | None = None,
 ) -> Path:
     """Write the plan's report page to ``path``, all or nothing.
 
@@ -146,6 +151,9 @@ def write_html_report(
         omitted.
     chosen_budget
         The frontier budget to mark; by default the plan's budget.
+    images
+        Charts already rendered as PNG by :func:`optimizer.charts.chart_figures`
+        name, to embed instead of drawing them again.
 
     Returns
     -------
@@ -153,7 +161,11 @@ def write_html_report(
         The file written.
     """
     page = html_report(
-        plan, comparison=comparison, frontier=frontier, chosen_budget=chosen_budget
+        plan,
+        comparison=comparison,
+        frontier=frontier,
+        chosen_budget=chosen_budget,
+        images=images,
     )
     path = Path(path)
     _write_atomically(path, page.encode("utf-8"))
@@ -166,8 +178,10 @@ def html_report(
     comparison: pd.DataFrame | None = None,
     frontier: pd.DataFrame | None = None,
     chosen_budget: float | None = None,
+    images: Images | None = None,
 ) -> str:
     """The report page as text, the same for the same inputs."""
+    images = images or {}
     scenario = plan.scenario
     title = scenario.plan.name or "Paid media plan"
     budget = scenario.budget.total if chosen_budget is None else chosen_budget
@@ -175,13 +189,13 @@ def html_report(
         sections = [
             _opening(plan),
             _totals_section(plan),
-            _allocation_section(plan),
-            _phasing_section(plan),
+            _allocation_section(plan, images),
+            _phasing_section(plan, images),
         ]
         if frontier is not None:
-            sections.append(_frontier_section(plan, frontier, budget))
+            sections.append(_frontier_section(plan, frontier, budget, images))
         if comparison is not None:
-            sections.append(_comparison_section(plan, comparison))
+            sections.append(_comparison_section(plan, comparison, images))
     sections += [_rules_section(plan), _check_section(plan)]
     return (
         "<!DOCTYPE html>\n"
@@ -258,7 +272,7 @@ def _totals_section(plan: Plan) -> str:
     )
 
 
-def _allocation_section(plan: Plan) -> str:
+def _allocation_section(plan: Plan, images: Images) -> str:
     cents = cents_pivot(plan, ["stage"], "channel_id")
     matrix = _cents_matrix(cents, "stage", "channel", corner="stage \\ channel")
     by_stage = _metrics_table(plan, "stage", "Every metric by funnel stage")
@@ -268,24 +282,36 @@ def _allocation_section(plan: Plan) -> str:
         "<p>Spend of each funnel stage on each channel, in "
         f"{_text(plan.scenario.plan.currency)}.</p>",
         matrix,
-        _image(allocation_chart(plan), "Spend by funnel stage, stacked by channel"),
+        _image(
+            "allocation",
+            lambda: allocation_chart(plan),
+            "Spend by funnel stage, stacked by channel",
+            images,
+        ),
         by_stage,
         by_channel,
     )
 
 
-def _phasing_section(plan: Plan) -> str:
+def _phasing_section(plan: Plan, images: Images) -> str:
     cents = cents_pivot(plan, ["month"], "channel_id")
     return _section(
         "Monthly phasing",
         "<p>Spend of each month on each channel, in "
         f"{_text(plan.scenario.plan.currency)}.</p>",
         _cents_matrix(cents, "month", "channel", corner="month \\ channel"),
-        _image(phasing_chart(plan), "Spend by month, stacked by channel"),
+        _image(
+            "phasing",
+            lambda: phasing_chart(plan),
+            "Spend by month, stacked by channel",
+            images,
+        ),
     )
 
 
-def _frontier_section(plan: Plan, frontier: pd.DataFrame, budget: float) -> str:
+def _frontier_section(
+    plan: Plan, frontier: pd.DataFrame, budget: float, images: Images
+) -> str:
     scenario = plan.scenario
     objective = scenario.objective.maximize
     currency = scenario.plan.currency
@@ -315,10 +341,12 @@ def _frontier_section(plan: Plan, frontier: pd.DataFrame, budget: float) -> str:
         f"next {_text(currency)} would add there (marginal return). The chosen "
         f"budget of {_money(budget)} {_text(currency)} is marked.</p>",
         _image(
-            frontier_chart(
+            "frontier",
+            lambda: frontier_chart(
                 frontier, chosen_budget=budget, objective=objective, currency=currency
             ),
             f"Best {what} by budget, with the marginal return and the chosen budget",
+            images,
         ),
         _table(
             "One point per budget",
@@ -336,7 +364,7 @@ def _frontier_section(plan: Plan, frontier: pd.DataFrame, budget: float) -> str:
     )
 
 
-def _comparison_section(plan: Plan, comparison: pd.DataFrame) -> str:
+def _comparison_section(plan: Plan, comparison: pd.DataFrame, images: Images) -> str:
     objective = plan.scenario.objective.maximize.value
     summary = comparison_summary(comparison)
     base = base_scenario(comparison)
@@ -377,12 +405,14 @@ def _comparison_section(plan: Plan, comparison: pd.DataFrame) -> str:
         )
         + "</div>",
         _image(
-            comparison_chart(
+            "comparison",
+            lambda: comparison_chart(
                 comparison,
                 objective=objective,
                 currency=plan.scenario.plan.currency,
             ),
             f"Spend and {_words(objective)} by scenario",
+            images,
         ),
     )
 
@@ -606,9 +636,12 @@ def _td(
     return f"<td{attributes}>{_text(text)}</td>"
 
 
-def _image(figure: Figure, description: str) -> str:
-    data = base64.b64encode(png_bytes(figure)).decode("ascii")
-    width, height = (round(size * DPI) for size in figure.get_size_inches())
+def _image(
+    name: str, draw: Callable[[], Figure], description: str, images: Images
+) -> str:
+    """An embedded chart: the PNG already rendered under ``name``, or drawn now."""
+    data = base64.b64encode(images.get(name) or png_bytes(draw())).decode("ascii")
+    width, height = (round(size * DPI) for size in FIGURE_SIZE)
     return (
         f'<img src="data:image/png;base64,{data}" width="{width}" '
         f'height="{height}" alt="{_text(description)}">'

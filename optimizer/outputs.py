@@ -126,6 +126,10 @@ def write_comparison(comparison: Comparison, destination: str | Path) -> Path:
         write_csv(comparison.long, folder / "comparison.csv", decimals=4)
         write_csv(comparison.summary, folder / "comparison_summary.csv", decimals=4)
         write_csv(comparison.bindings, folder / "binding_constraints.csv", decimals=6)
+        if comparison.base.plan is not None:
+            write_finance_files(
+                comparison.base.plan, folder, comparison=comparison.long
+            )
         for outcome in comparison.outcomes:
             if outcome.result is None:
                 continue
@@ -140,12 +144,39 @@ def write_comparison(comparison: Comparison, destination: str | Path) -> Path:
     return destination
 
 
-def write_frontier(frontier: pd.DataFrame, destination: str | Path) -> Path:
-    """Write a budget frontier as ``frontier.csv``, all or nothing."""
+def write_frontier(frontier: pd.DataFrame, plan: Plan, destination: str | Path) -> Path:
+    """Write a budget frontier, all or nothing.
+
+    ``frontier.csv``, and the finance files of the plan at the scenario's
+    own budget with the frontier in them (the chosen budget marked).
+    """
     destination = Path(destination)
     with staged_folder(destination) as folder:
         write_csv(frontier, folder / "frontier.csv", decimals=4)
+        write_finance_files(plan, folder, frontier=frontier)
     return destination
+
+
+def write_finance_files(
+    plan: Plan,
+    folder: Path,
+    *,
+    comparison: pd.DataFrame | None = None,
+    frontier: pd.DataFrame | None = None,
+) -> None:
+    """``plan.xlsx``, ``report.html`` and ``charts/*.png`` for finance."""
+    from optimizer.charts import save_charts  # noqa: PLC0415 (matplotlib is slow)
+    from optimizer.html_report import write_html_report  # noqa: PLC0415
+    from optimizer.workbook import write_workbook  # noqa: PLC0415
+
+    budget = plan.scenario.budget.total
+    write_workbook(
+        folder / "plan.xlsx", plan, comparison, frontier, chosen_budget=budget
+    )
+    write_html_report(
+        folder / "report.html", plan, comparison, frontier, chosen_budget=budget
+    )
+    save_charts(plan, folder / "charts", comparison, frontier, chosen_budget=budget)
 
 
 def slug(name: str) -> str:

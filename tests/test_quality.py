@@ -176,7 +176,8 @@ def test_a_rate_far_from_its_stage_range_is_flagged(hand_check) -> None:
 def test_declared_rate_ranges_replace_that_rates_defaults(hand_check) -> None:
     append(
         hand_check,
-        "[quality]\nrate_ranges = { conversion_rate = { evaluation = [0.03, 0.04] } }\n",
+        "[quality]\n"
+        "rate_ranges = { conversion_rate = { evaluation = [0.03, 0.04] } }\n",
     )
     found = findings()
     # Every cell is outside [3%, 4%]: 5% (rows 2 and 4) and 2% (rows 3 and 5).
