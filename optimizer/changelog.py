@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 #: Objective values are held in whole units of ``1 / OBJECTIVE_SCALE``.
 OBJECTIVE_SCALE = 10_000
 
+#: Changes applied together, the scenario after them, and a note on why.
+_Group = tuple[tuple[InputChange, ...], Scenario, str]
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -257,7 +260,7 @@ def change_log(
 
 def _sequence(
     old: Scenario, new: Scenario, changes: Sequence[InputChange]
-) -> list[tuple[tuple[InputChange, ...], Scenario, str]]:
+) -> list[_Group]:
     """The groups of changes to apply, each with its scenario and a note.
 
     The last group's scenario is the new scenario itself, so that the
@@ -272,7 +275,7 @@ def _sequence(
         )
         return [(tuple(changes), new, note)]
 
-    groups: list[tuple[tuple[InputChange, ...], Scenario, str]] = []
+    groups: list[_Group] = []
     applied: list[InputChange] = []
     pending: list[tuple[InputChange, str]] = []
     for change in changes:
@@ -297,9 +300,9 @@ def _retry(
     pending: list[tuple[InputChange, str]],
     *,
     after: InputChange,
-) -> list[tuple[tuple[InputChange, ...], Scenario, str]]:
+) -> list[_Group]:
     """Postponed changes that the changes applied so far let stand."""
-    groups: list[tuple[tuple[InputChange, ...], Scenario, str]] = []
+    groups: list[_Group] = []
     progress = True
     while progress:
         progress = False

@@ -122,8 +122,11 @@ class FieldChange:
             return f"{self.name} {shown(self.old)} -> (none)"
         move = ""
         if self.relative is not None and math.isfinite(self.relative):
-            sign = "+" if _number(self.new, 1.0) >= _number(self.old, 1.0) else "-"
-            move = f" ({sign}{self.relative:.0%})"
+            if _is_number(self.old) and _is_number(self.new):
+                sign = "+" if self.new >= self.old else "-"
+                move = f" ({sign}{self.relative:.0%})"
+            else:
+                move = f" (moved {self.relative:.0%})"
         return f"{self.name} {shown(self.old)} -> {shown(self.new)}{move}"
 
 
@@ -448,30 +451,25 @@ def _cells(old: Scenario, new: Scenario) -> list[InputChange]:
         table="responses",
         identity=("segment_id", "channel_id"),
     )
-    cells = {change.subject.removeprefix("response "): change for change in changes}
+    by_cell = {str(change.updates[0].match): change for change in changes}
     old_points, new_points = _points(old), _points(new)
-    result = []
-    for change in changes:
-        cell = change.subject.removeprefix("response ")
-        result.append(_with_points(change, cell, old_points, new_points))
     # A cell whose response row is the same may still have new points.
+    responses = {response.cell_id: response for response in new.responses}
     for cell in [*new_points, *(c for c in old_points if c not in new_points)]:
-        if cell in cells:
-            continue
         before, after = old_points.get(cell, ()), new_points.get(cell, ())
-        if _points_text(before) == _points_text(after):
+        if cell in by_cell or _points_text(before) == _points_text(after):
             continue
-        response = next(r for r in new.responses if r.cell_id == cell)
-        bare = InputChange(
-            ChangeKind.RESPONSE,
-            f"response {cell}",
-            Action.CHANGED,
-            (),
-            _row_at(response, f"response {cell}"),
-            (),
+        subject = f"response {cell}"
+        where = _row_at(responses.get(cell), subject)
+        by_cell[cell] = InputChange(
+            ChangeKind.RESPONSE, subject, Action.CHANGED, (), where, ()
         )
-        result.append(_with_points(bare, cell, old_points, new_points))
-    return result
+    return _removed_changed_added(
+        [
+            _with_points(change, cell, old_points, new_points)
+            for cell, change in by_cell.items()
+        ]
+    )
 
 
 def _points(scenario: Scenario) -> dict[str, tuple[CurvePoint, ...]]:
@@ -622,10 +620,6 @@ def _relative(old: Any, new: Any) -> float | None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _number(value: Any, default: float) -> float:
-    return float(value) if _is_number(value) else default
 
 
 def shown(value: Any) -> str:
