@@ -9,7 +9,7 @@ stages and carry market and account-tier tags; every segment buys search,
 the other channels with a probability each (ABM only for named-account tiers).
 
 The rules are the ones planners write: a LinkedIn commitment (min and max), a
-cap on Google search, a display share cap, a December cap and a decision-stage
+cap on Google search, a display share cap, a December cap and a research-stage
 minimum share. The budget is 40% of what the cells can absorb over the year, so
 the curves saturate in the good cells and some rules bind. A few seasonality
 rows move volume (summer, December) and cost (LinkedIn in Q4, display around
@@ -158,11 +158,14 @@ def columns_of(scenario: Scenario) -> int:
 
 
 def _build(
-    *, seed: int, months: int, pieces: int, columns: int | None = None,
+    *,
+    seed: int,
+    months: int,
+    pieces: int,
+    columns: int | None = None,
     cells: int | None = None,
 ) -> Scenario:
     rng = np.random.default_rng(seed)
-    specs = {spec.channel_id: spec for spec in CHANNELS}
     segments: list[Segment] = []
     responses: list[Response] = []
     points: list[CurvePoint] = []
@@ -194,12 +197,21 @@ def _build(
     capacity, by_channel, by_month = _capacity(
         responses, monthly_capacity, seasonality, labels
     )
+    stage_of = {s.segment_id: s.stage.value for s in segments}
+    research = sum(
+        monthly_capacity[r.cell_id]
+        for r in responses
+        if stage_of[r.segment_id] == "research"
+    ) * len(labels)
     budget = float(round(BUDGET_SHARE_OF_CAPACITY * capacity, -3) or 1000.0)
-    constraints = _rules(budget, by_channel, by_month, labels, specs)
+    constraints = _rules(budget, by_channel, by_month, labels, research)
 
     return Scenario(
-        plan=PlanSettings(name=f"benchmark {count_columns} columns, seed {seed}",
-                          start=START, months=months),
+        plan=PlanSettings(
+            name=f"benchmark {count_columns} columns, seed {seed}",
+            start=START,
+            months=months,
+        ),
         budget=BudgetSettings(total=budget, spend="exact"),
         objective=ObjectiveSettings(maximize="pipeline"),
         curves=CurveSettings(pieces=pieces, saturation=SATURATION),
@@ -225,6 +237,8 @@ def _segments(rng: np.random.Generator) -> Iterator[Segment]:
             stage=stage,
             market=market,
             account_tier=tier,
+            audience=f"audience_{index // 36:05d}",
+            intent=stage,
             opportunity_rate=round(
                 OPPORTUNITY_RATE[stage] * rng.lognormal(0.0, 0.15), 4
             ),
@@ -262,15 +276,21 @@ def _response(
         clicks = round(float(rng.lognormal(math.log(300), 0.6)))
         clicks = max(clicks, 10)
         response = Response(
-            **ids, curve="linear", cpc=cpc,
-            conversion_rate=round(min(rate * 2.0, 0.2), 5), monthly_clicks=clicks,
+            **ids,
+            curve="linear",
+            cpc=cpc,
+            conversion_rate=round(min(rate * 2.0, 0.2), 5),
+            monthly_clicks=clicks,
         )
         return response, [], cpc * clicks
 
     # Saturating and points curves: f(s) = m (1 - exp(-s / scale)).
     cost_per_conversion = {
-        "linkedin": 900.0, "programmatic_display": 1400.0, "video": 1600.0,
-        "retargeting": 500.0, "abm_platform": 1200.0,
+        "linkedin": 1500.0,
+        "programmatic_display": 1400.0,
+        "video": 1600.0,
+        "retargeting": 500.0,
+        "abm_platform": 1200.0,
     }[spec.channel_id]
     scale = round(float(rng.lognormal(math.log(6000), 0.5)), 1)
     # The first dollar converts at max / scale per dollar.
@@ -322,14 +342,16 @@ def _rules(
     by_channel: dict[str, float],
     by_month: list[float],
     labels: list[str],
-    specs: dict[str, ChannelSpec],
+    research_capacity: float,
 ) -> tuple[ConstraintRule, ...]:
     rules = []
     if "linkedin" in by_channel:
-        low = round(min(0.08 * budget, 0.5 * by_channel["linkedin"]), -2)
+        low = round(min(0.15 * budget, 0.5 * by_channel["linkedin"]), -2)
         rules.append(
             ConstraintRule(
-                scope="channel", id="linkedin", min=low,
+                scope="channel",
+                id="linkedin",
+                min=low,
                 max=round(max(0.25 * budget, low), -2),
                 note="annual LinkedIn commitment, capped",
             )
@@ -337,14 +359,18 @@ def _rules(
     if "google_search" in by_channel:
         rules.append(
             ConstraintRule(
-                scope="channel", id="google_search", max=round(0.3 * budget, -2),
+                scope="channel",
+                id="google_search",
+                max=round(0.15 * budget, -2),
                 note="search capped so it cannot take everything",
             )
         )
     if "programmatic_display" in by_channel:
         rules.append(
             ConstraintRule(
-                scope="channel", id="programmatic_display", max_share=0.06,
+                scope="channel",
+                id="programmatic_display",
+                max_share=0.06,
                 note="display is a test budget",
             )
         )
@@ -355,15 +381,21 @@ def _rules(
     cap = max(0.04 * budget, budget - 0.8 * others, 1000.0)
     rules.append(
         ConstraintRule(
-            scope="month", id=last, max=round(cap, -2),
+            scope="month",
+            id=last,
+            max=round(cap, -2),
             note="finance caps the last month",
         )
     )
-    rules.append(
-        ConstraintRule(
-            scope="stage", id="decision", min_share=0.4,
-            note="sales wants demo-ready demand",
+    # Research-stage demand: 20% of spend, or what half its reach allows.
+    share = min(0.2, math.floor(50 * research_capacity / budget) / 100)
+    if share > 0:
+        rules.append(
+            ConstraintRule(
+                scope="stage",
+                id="research",
+                min_share=share,
+                note="brand wants early-stage demand kept warm",
+            )
         )
-    )
-    assert set(specs) >= set(by_channel)
     return tuple(rules)

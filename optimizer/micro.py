@@ -119,7 +119,8 @@ def solve_with_minimums(
     verification = check_solution(fixed, run)
     if not verification.passed:
         raise SolverError(
-            f"the plan for the chosen cells failed its check ({verification.describe()})"
+            "the plan for the chosen cells failed its check "
+            f"({verification.describe()})"
         )
     objective = float(run.objective)  # type: ignore[arg-type]
     report = IntegerReport(
@@ -303,7 +304,10 @@ def _with_minimum_rows(program: LinearProgram, rows: list) -> LinearProgram:  # 
     infos = tuple(
         RowInfo(
             name=f"minimum_viable_spend_{i}",
-            label=f"{label}: at least {minimum * unit:,.2f} {program.currency} once active",
+            label=(
+                f"{label}: at least {minimum * unit:,.2f} {program.currency} "
+                "once active"
+            ),
             bound="min",
             amount=minimum * unit,
         )

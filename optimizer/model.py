@@ -183,7 +183,12 @@ def build_program(scenario: Scenario, curves: CellCurves) -> LinearProgram:
 
     _add_overlap_groups(rows, scenario, curves, money_unit)
     program = rows.finish(
-        objective, upper, curves, money_unit, value_unit, scenario.plan.currency
+        objective,
+        upper,
+        curves,
+        money_unit=money_unit,
+        value_unit=value_unit,
+        currency=scenario.plan.currency,
     )
     _warn_on_wide_ranges(program)
     logger.info(
@@ -229,6 +234,7 @@ class _RowBuilder:
         objective: FloatArray,
         upper: FloatArray,
         curves: CellCurves,
+        *,
         money_unit: float,
         value_unit: float,
         currency: str,

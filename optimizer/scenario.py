@@ -362,7 +362,8 @@ class SegmentationSettings(Frozen):
         unknown = sorted(set(self.values) - set(TAG_FIELDS))
         if unknown:
             raise ValueError(
-                f"values: got tag {unknown[0]!r}; expected one of {', '.join(TAG_FIELDS)}"
+                f"values: got tag {unknown[0]!r}; expected one of "
+                f"{', '.join(TAG_FIELDS)}"
             )
         return self
 
@@ -384,7 +385,10 @@ class Holdout(Frozen):
     """A share of some segments' reachable volume kept unexposed to measure lift."""
 
     where: dict[str, str] = Field(
-        description="segment conditions, e.g. { segment_id = 'x' } or { account_tier = 'tier_1' }"
+        description=(
+            "segment conditions, e.g. { segment_id = 'x' } or "
+            "{ account_tier = 'tier_1' }"
+        )
     )
     share: float = Field(gt=0, lt=1, description="a share strictly between 0 and 1")
     note: str = Field(default="", description="what the holdout measures")

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import optimizer
 from optimizer.cli import EXIT_OK, main
 from optimizer.comparison import compare
 from optimizer.scenario_sets import load_scenario_set
@@ -62,7 +61,8 @@ def test_variants_override_budget_costs_rules_and_bounds(tmp_path: Path) -> None
         '[[variants]]\nname = "cut"\nbudget = 30000\n\n'
         '[[variants]]\nname = "google dearer"\n'
         'adjust = [{ channel_id = "google_search", cost = 2.0 }]\n\n'
-        '[[variants]]\nname = "no cap"\nremove_constraints = ["channel google_search"]\n\n'
+        '[[variants]]\nname = "no cap"\n'
+        'remove_constraints = ["channel google_search"]\n\n'
         '[[variants]]\nname = "loose"\nkind = "loosened_bounds"\nfactor = 2.0\n',
     )
     comparison = compare(load_scenario_set(path))

@@ -108,7 +108,8 @@ def test_overlap_groups_need_an_overlapping_scenario(tmp_path: Path) -> None:
         hand_check(
             tmp_path,
             '[[overlap_groups]]\nid = "g"\n'
-            'segments = ["evaluation_tier_1", "evaluation_tier_2"]\nmonthly_reach = 10\n',
+            'segments = ["evaluation_tier_1", "evaluation_tier_2"]\n'
+            "monthly_reach = 10\n",
         )
     assert error.value.problems == (
         "[[overlap_groups]]: got overlap groups in a scenario whose segments are "
@@ -135,8 +136,9 @@ def test_suppression_drops_cells_before_solving_and_lists_them(tmp_path: Path) -
     # Without B: A 20k, C 10k, D 20k = 2.0M + 0.5M + 0.2M.
     scenario = hand_check(
         tmp_path,
-        '[[suppressions]]\nid = "tier-1-off-linkedin"\nwhere = { account_tier = "tier_1" }\n'
-        'channels = ["linkedin"]\nowner = "paid social"\nrationale = "sales covers it"\n',
+        '[[suppressions]]\nid = "tier-1-off-linkedin"\n'
+        'where = { account_tier = "tier_1" }\nchannels = ["linkedin"]\n'
+        'owner = "paid social"\nrationale = "sales covers it"\n',
     )
     plan = optimizer.optimize(scenario)
 
@@ -164,7 +166,6 @@ def best_by_enumeration(tmp_path: Path, minimum: float) -> float:
     for k, on in enumerate(itertools.product([False, True], repeat=4)):
         rules = ""
         for cell, active in zip(cells, on, strict=True):
-            segment, channel = cell.split("/")
             if active:
                 rules += (
                     f'[[constraints]]\nscope = "cell"\nid = "{cell}"\nmin = {minimum}\n'
@@ -237,7 +238,8 @@ def test_the_same_path_twice_names_both_rows(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as error:
         optimizer.load_scenario(tmp_path / "hand_check.toml")
     assert error.value.problems == (
-        f"{tmp_path}/hand_check/segments.csv, row 3: the path -/tier_1/-/-/evaluation/- "
+        f"{tmp_path}/hand_check/segments.csv, row 3: the path "
+        "-/tier_1/-/-/evaluation/- "
         f"(lifecycle -) is already defined by {tmp_path}/hand_check/segments.csv, "
         "row 2; expected each path once.",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -79,8 +80,6 @@ def test_rules_hold_to_the_cent_after_rounding(demo_plan: optimizer.Plan) -> Non
 def test_summary_names_solver_versions_and_input_hashes(
     demo_plan: optimizer.Plan, tmp_path: Path
 ) -> None:
-    import hashlib
-
     summary = json.loads(
         (optimizer.write_plan(demo_plan, tmp_path / "p") / "summary.json").read_text()
     )
