@@ -60,6 +60,7 @@ from optimizer.input_changes import (
     shown,
 )
 from optimizer.outputs import staged_folder, write_csv
+from optimizer.plan import Plan
 from optimizer.planner import optimize
 from optimizer.scenario import Objective, Scenario, SolverName, Stage
 
@@ -374,12 +375,23 @@ def _name(scenario: Scenario) -> str:
 # --- files and text -----------------------------------------------------------------
 
 
-def write_change_log(log: ChangeLog, destination: str | Path) -> Path:
-    """Write ``changelog.csv`` (the waterfall) and ``changes.csv``, all or nothing."""
+def write_change_log(
+    log: ChangeLog, destination: str | Path, *, plan: Plan | None = None
+) -> Path:
+    """Write ``changelog.csv`` (the waterfall) and ``changes.csv``, all or nothing.
+
+    Given the new version's plan, ``report.html`` reports it with the change
+    log as a section.
+    """
     destination = Path(destination)
     with staged_folder(destination) as folder:
         write_csv(changelog_frame(log), folder / "changelog.csv")
         write_csv(log.changes_table(), folder / "changes.csv")
+        if plan is not None:
+            # matplotlib takes 0.3 s to import; only the page needs it.
+            from optimizer.html_report import write_html_report  # noqa: PLC0415
+
+            write_html_report(folder / "report.html", plan, changelog=log.table())
     return destination
 
 

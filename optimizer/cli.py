@@ -467,10 +467,12 @@ def _diff(arguments: argparse.Namespace, out: TextIO) -> int:
     new = load_scenario(arguments.new)
     log = change_log(old, new, solver=arguments.solver)
     if arguments.out is not None:
-        write_change_log(log, arguments.out)
+        plan = optimize(new, solver=arguments.solver) if log.end.has_plan else None
+        write_change_log(log, arguments.out, plan=plan)
     out.write(change_log_text(log))
     if arguments.out is not None:
-        out.write(f"\nwrote {arguments.out}/changelog.csv, changes.csv\n")
+        report = ", report.html" if log.end.has_plan else ""
+        out.write(f"\nwrote {arguments.out}/changelog.csv, changes.csv{report}\n")
     return _ends_with_plans(log)
 
 

@@ -133,6 +133,7 @@ def write_html_report(
     *,
     chosen_budget: float | None = None,
     images: Images | None = None,
+    changelog: pd.DataFrame | None = None,
 ) -> Path:
     """Write the plan's report page to ``path``, all or nothing.
 
@@ -166,6 +167,7 @@ def write_html_report(
         frontier=frontier,
         chosen_budget=chosen_budget,
         images=images,
+        changelog=changelog,
     )
     path = Path(path)
     _write_atomically(path, page.encode("utf-8"))
@@ -179,8 +181,13 @@ def html_report(
     frontier: pd.DataFrame | None = None,
     chosen_budget: float | None = None,
     images: Images | None = None,
+    changelog: pd.DataFrame | None = None,
 ) -> str:
-    """The report page as text, the same for the same inputs."""
+    """The report page as text, the same for the same inputs.
+
+    ``changelog`` is :meth:`optimizer.changelog.ChangeLog.table`, for a
+    section on what changed since the previous version.
+    """
     images = images or {}
     scenario = plan.scenario
     title = scenario.plan.name or "Paid media plan"
@@ -196,6 +203,8 @@ def html_report(
             sections.append(_frontier_section(plan, frontier, budget, images))
         if comparison is not None:
             sections.append(_comparison_section(plan, comparison, images))
+    if changelog is not None:
+        sections.append(_changelog_section(plan, changelog))
     sections += [_rules_section(plan), _check_section(plan)]
     return (
         "<!DOCTYPE html>\n"
@@ -464,6 +473,44 @@ def _rules_section(plan: Plan) -> str:
             f"<p>Rules that hold with room to spare: {_text('; '.join(slack))}.</p>"
         )
     return _section("Rules that limit the plan", *parts)
+
+
+def _changelog_section(plan: Plan, changelog: pd.DataFrame) -> str:
+    """What changed since the previous version, one change at a time."""
+    what = _words(plan.scenario.objective.maximize.value)
+    rows = []
+    for record in changelog.itertuples():
+        delta = record.objective_delta
+        key = f"step:{record.step}"
+        rows.append(
+            _row(
+                [
+                    _td(str(record.step)),
+                    _td(str(record.change)),
+                    _td(str(record.status)),
+                    _td(
+                        "" if pd.isna(delta) else f"{delta:,.2f}",
+                        metric="objective_delta",
+                        key=key,
+                        number=True,
+                    ),
+                    _td(str(record.note or ""), muted=True),
+                ]
+            ),
+        )
+    return _section(
+        "What changed since the previous version",
+        "<p>The changes between the two versions, applied one at a time in a "
+        f"fixed order and re-solved after each: each step's change of "
+        f"{_text(what)} is what that change accounts for, and the steps add up "
+        "to the total.</p>",
+        _table(
+            "Change log",
+            ["step", "change", "status", f"change of {what}", "note"],
+            rows,
+            numeric={3},
+        ),
+    )
 
 
 def _check_section(plan: Plan) -> str:

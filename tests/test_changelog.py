@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import optimizer
@@ -293,7 +295,7 @@ def test_diff_writes_the_waterfall_and_explains_it(hand_check, capsys) -> None:
         "new plan: 3,430,000.00\n"
         "total change: +130,000.00 of pipeline\n"
         "\n"
-        "wrote changelog/changelog.csv, changes.csv\n"
+        "wrote changelog/changelog.csv, changes.csv, report.html\n"
     )
     with open("changelog/changelog.csv", newline="") as file:
         rows = list(csv.DictReader(file))
@@ -376,3 +378,29 @@ def test_the_demo_v1_folder_differs_from_demo_only_where_documented() -> None:
         *decision_google,
         ("segments.csv", "evaluation_open_opportunity_tier_1"),
     ]
+
+
+def test_diff_report_shows_every_step_with_its_change(tmp_path: Path) -> None:
+    out = tmp_path / "diff"
+    scenarios = Path(__file__).resolve().parents[1] / "scenarios"
+    code = main(
+        [
+            "diff",
+            str(scenarios / "demo_pipeline_v1.toml"),
+            str(scenarios / "demo_pipeline.toml"),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    shown = dict(
+        re.findall(
+            r'data-metric="objective_delta" data-key="step:([^"]+)"[^>]*>([^<]*)<', page
+        )
+    )
+    table = pd.read_csv(out / "changelog.csv", dtype={"step": str})
+    deltas = zip(table["step"], table["objective_delta"], strict=True)
+    expected = {str(step): f"{delta:,.2f}" for step, delta in deltas}
+    assert shown == expected
+    assert "What changed since the previous version" in page
