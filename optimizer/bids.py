@@ -23,9 +23,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -33,34 +31,17 @@ from pydantic import (
 )
 
 from optimizer.errors import ScenarioError
+from optimizer.fields import Frozen, Identifier
 
 if TYPE_CHECKING:
     from optimizer.scenario import Channel, Segment
 
-# optimizer.scenario imports this module for its ``bids`` field, so this module
-# cannot import it back at load time: the base model and the identifier
-# pattern repeat scenario.py's (a test keeps them equal), and the stage and
-# platform names are checked against scenario.py's enums when validated.
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-Identifier = Annotated[
-    str,
-    Field(
-        pattern=IDENTIFIER_PATTERN,
-        description="an identifier of letters, digits, '_', '.' or '-'",
-    ),
-]
+# optimizer.scenario imports this module for its ``bids`` field, so the stage
+# and platform names are checked against scenario.py's enums when validated.
 
 
-class BidModel(BaseModel):
-    """Base of the bid models: immutable, strict about names and numbers."""
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        allow_inf_nan=False,
-        str_strip_whitespace=True,
-        use_enum_values=False,
-    )
+class BidModel(Frozen):
+    """Base of the bid models."""
 
 
 class BidWarning(UserWarning):

@@ -24,9 +24,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -44,6 +41,7 @@ from optimizer.charts import (
     phasing_chart,
     png_bytes,
 )
+from optimizer.outputs import write_file_atomically
 from optimizer.plan import Plan
 from optimizer.reports import STAGE_ORDER
 from optimizer.scenario import Objective, SpendRule
@@ -170,7 +168,7 @@ def write_html_report(
         changelog=changelog,
     )
     path = Path(path)
-    _write_atomically(path, page.encode("utf-8"))
+    write_file_atomically(path, page.encode("utf-8"))
     return path
 
 
@@ -745,17 +743,3 @@ def _month_words(label: str) -> str:
 
 def _words(name: str) -> str:
     return name.replace("_", " ")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` into a folder beside ``path``, then move it into place.
-
-    The file is created as usual, so it gets the same permissions as any.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        (staging / path.name).write_bytes(data)
-        os.replace(staging / path.name, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

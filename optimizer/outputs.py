@@ -70,6 +70,20 @@ def staged_folder(destination: Path) -> Iterator[Path]:
     _replace(staging, destination)
 
 
+def write_file_atomically(path: Path, data: bytes) -> None:
+    """Write one file into a folder beside ``path``, then move it into place.
+
+    A reader never sees half a file, and a failed write leaves the old one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        (staging / path.name).write_bytes(data)
+        os.replace(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _replace(staging: Path, destination: Path) -> None:
     if not destination.exists():
         os.replace(staging, destination)

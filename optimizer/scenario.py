@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -25,20 +24,17 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from optimizer.bids import BidSettings
+from optimizer.fields import (
+    IDENTIFIER_PATTERN,
+    MONTH_PATTERN,
+    Frozen,
+    Identifier,
+    Month,
+)
 from optimizer.quality import QualitySettings
 from optimizer.thresholds import ThresholdRule
 
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
-
-Identifier = Annotated[
-    str,
-    Field(
-        pattern=IDENTIFIER_PATTERN,
-        description="an identifier of letters, digits, '_', '.' or '-'",
-    ),
-]
-Month = Annotated[str, Field(pattern=MONTH_PATTERN, description="a month as YYYY-MM")]
+__all__ = ["IDENTIFIER_PATTERN", "MONTH_PATTERN", "Frozen", "Identifier", "Month"]
 
 
 class Stage(StrEnum):
@@ -109,18 +105,6 @@ WHERE_FIELDS = ("stage", *PATH_LEVELS, "lifecycle")
 
 #: Scopes that name a tag value in their ``id``.
 TAG_SCOPES = frozenset(Scope(name) for name in (*PATH_LEVELS, "lifecycle"))
-
-
-class Frozen(BaseModel):
-    """Base of every input model: immutable, strict about names and numbers."""
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        allow_inf_nan=False,
-        str_strip_whitespace=True,
-        use_enum_values=False,
-    )
 
 
 # --- settings from the scenario's TOML file ---------------------------------

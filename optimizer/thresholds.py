@@ -36,7 +36,9 @@ from typing import TYPE_CHECKING, Annotated, Self
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
+
+from optimizer.fields import Frozen
 
 if TYPE_CHECKING:
     from optimizer.plan import Scorecard
@@ -75,21 +77,8 @@ class Side(StrEnum):
     ABOVE = "above"
 
 
-class GovernanceModel(BaseModel):
-    """Base of the threshold and quality models, configured as scenario's are.
-
-    optimizer.scenario imports this module and optimizer.quality for its
-    ``thresholds`` and ``quality`` fields, so they cannot import scenario's base
-    back at load time; a test keeps the two configurations equal.
-    """
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        allow_inf_nan=False,
-        str_strip_whitespace=True,
-        use_enum_values=False,
-    )
+class GovernanceModel(Frozen):
+    """Base of the threshold and quality models."""
 
 
 def _segment_attribute(name: str) -> str:

@@ -37,9 +37,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import shutil
-import tempfile
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +53,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from optimizer.model import MONEY_BOUNDS, SHARE_BOUNDS
+from optimizer.outputs import write_file_atomically
 from optimizer.plan import METRICS, ConstraintReport, Plan
 from optimizer.reports import STAGE_ORDER
 from optimizer.scenario import ConstraintRule, Objective, Scope
@@ -169,7 +167,7 @@ def write_workbook(
         plan, comparison=comparison, frontier=frontier, chosen_budget=chosen_budget
     )
     path = Path(path)
-    _write_atomically(path, data)
+    write_file_atomically(path, data)
     return path
 
 
@@ -628,17 +626,3 @@ def _is_money(objective: Objective) -> bool:
 
 def _words(name: str) -> str:
     return name.replace("_", " ")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` into a folder beside ``path``, then move it into place.
-
-    The file is created as usual, so it gets the same permissions as any.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        (staging / path.name).write_bytes(data)
-        os.replace(staging / path.name, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -20,16 +20,12 @@ from optimizer.bidding import (
     round_percent,
 )
 from optimizer.bids import (
-    IDENTIFIER_PATTERN,
     BidInputError,
-    BidModel,
     BidRule,
     BidSettings,
     BidWarning,
 )
 from optimizer.reading import load_scenario
-from optimizer.scenario import IDENTIFIER_PATTERN as SCENARIO_PATTERN
-from optimizer.scenario import Frozen
 
 # --- the value-based default ----------------------------------------------------
 
@@ -434,11 +430,6 @@ def test_a_bad_rule_in_the_toml_file_names_the_file_and_the_rule(
         "(in [[bids.rules]] 'up', field 'percent': expected a percent above -100 "
         "and at most 900; use action 'exclude' to stop bidding).",
     )
-
-
-def test_the_bid_models_keep_the_scenario_s_conventions() -> None:
-    assert BidModel.model_config == Frozen.model_config
-    assert IDENTIFIER_PATTERN == SCENARIO_PATTERN
 
 
 # --- reading a written allocation --------------------------------------------------

@@ -21,10 +21,8 @@ import pandas as pd
 import pytest
 
 import optimizer
-from optimizer.scenario import Frozen
 from optimizer.thresholds import (
     COLUMNS,
-    GovernanceModel,
     ThresholdRule,
     crossings,
     crossings_text,
@@ -181,10 +179,6 @@ def test_a_plan_without_thresholds_writes_no_thresholds_file(
 ) -> None:
     folder = optimizer.write_plan(optimizer.optimize(scenario), tmp_path / "plan")
     assert not (folder / "thresholds.csv").exists()
-
-
-def test_the_models_are_configured_like_the_scenarios() -> None:
-    assert GovernanceModel.model_config == Frozen.model_config
 
 
 # --- refused thresholds, read from the scenario file --------------------------
