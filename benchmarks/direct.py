@@ -306,8 +306,7 @@ def _highs_solve(
         raise ValueError(
             f"HiGHS indexes with int32; the matrix has {lp.coef.shape[0]} entries"
         )
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
+    highs = _silent_highs()
     for name, value in options.items():
         if highs.setOptionValue(name, value) == highspy.HighsStatus.kError:
             raise ValueError(f"HiGHS refused option {name}={value!r}")
@@ -342,6 +341,19 @@ def _highs_solve(
             f"not Optimal, with options {dict(options)}"
         )
     return np.array(highs.getSolution().col_value)
+
+
+def _silent_highs() -> highspy.Highs:
+    """A HiGHS instance that prints nothing, not even its banner.
+
+    ``highspy.Highs()`` prints the banner in its constructor, before
+    ``output_flag`` can be turned off (ERGO-Code/HiGHS#1702); the extension's
+    base class does not.
+    """
+    base = getattr(getattr(highspy, "_core", None), "_Highs", highspy.Highs)
+    highs = base()
+    highs.setOptionValue("output_flag", False)
+    return highs
 
 
 def cbc_mps(

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+import pandas as pd
 from tqdm import tqdm
 
 from optimizer.bidding import read_allocation, recommend_bids
@@ -40,6 +41,7 @@ from optimizer.model import build_program
 from optimizer.outputs import (
     staged_folder,
     write_comparison,
+    write_csv,
     write_finance_files,
     write_frontier,
     write_plan_files,
@@ -129,6 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--write-model", type=Path, help="also write the program as an .lp or .mps file"
+    )
+    run.add_argument(
+        "--frontier-steps",
+        type=int,
+        default=11,
+        help="budgets from 0.5x to 1.5x for the report's frontier (0: none)",
     )
     run.add_argument(
         "-q", "--quiet", action="store_true", help="print nothing on success"
@@ -303,10 +311,13 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
     scenario = load_scenario(arguments.scenario)
     findings = _quality_before_solving(scenario, arguments)
     plan = optimize(scenario, solver=arguments.solver, time_limit=arguments.time_limit)
+    frontier = _report_frontier(scenario, arguments.frontier_steps)
     with staged_folder(arguments.out) as staging:
         write_plan_files(plan, staging, data_quality=findings)
         write_plan_bids(plan, staging)
-        write_finance_files(plan, staging)
+        if frontier is not None:
+            write_csv(frontier, staging / "frontier.csv", decimals=4)
+        write_finance_files(plan, staging, frontier=frontier)
     folder = arguments.out
     if arguments.write_model is not None:
         _write_model(scenario, arguments.write_model)
@@ -317,9 +328,21 @@ def _run(arguments: argparse.Namespace, out: TextIO) -> int:
         extra = ", thresholds.csv" if scenario.thresholds else ""
         out.write(
             f"\nwrote {folder}/allocation.csv, constraints.csv, summary.json{extra}, "
-            "bids.csv, bids/, plan.xlsx, report.html, charts/\n"
+            "bids.csv, bids/, frontier.csv, plan.xlsx, report.html, charts/\n"
         )
     return EXIT_OK
+
+
+def _report_frontier(scenario: Scenario, steps: int) -> pd.DataFrame | None:
+    """The budget frontier around the plan, for the report; None when skipped.
+
+    A scenario with minimum viable spend has no linear frontier to sweep.
+    """
+    if steps < 2 or scenario.micro_segments.active:
+        return None
+    budgets = budget_grid(scenario, 0.5, 1.5, steps, absolute=False)
+    table, _ = sweep(scenario, budgets)
+    return table
 
 
 def _write_model(scenario: Scenario, path: Path) -> None:

@@ -49,19 +49,21 @@ def test_run_writes_the_plan_and_prints_the_summary(tmp_path: Path) -> None:
         "bids.csv",
         "charts",
         "constraints.csv",
+        "frontier.csv",
         "plan.xlsx",
         "report.html",
         "summary.json",
     ]
     assert sorted(p.name for p in (tmp_path / "plan" / "charts").iterdir()) == [
         "allocation.png",
+        "frontier.png",
         "phasing.png",
         "response_linear.png",
     ]
     assert "maximize pipeline: 3,300,000.00" in result.stdout
     assert (
         "wrote plan/allocation.csv, constraints.csv, summary.json, bids.csv, bids/, "
-        "plan.xlsx, report.html, charts/" in result.stdout
+        "frontier.csv, plan.xlsx, report.html, charts/" in result.stdout
     )
 
 
