@@ -1,11 +1,12 @@
 """The budget frontier: one model re-solved at many budgets, and searches on it.
 
-A sweep builds the program and the HiGHS model once. The first solve runs
-the interior-point method with crossover; every later budget changes only the
-bounds of the budget row and of the share rules that scale with it, and the
-dual simplex restarts from the previous optimal basis, which is still dual
-feasible. PuLP has no such warm start: its re-solve exports the whole model
-again. Every level is verified like any plan before it is reported.
+A sweep builds the program and the HiGHS model once. The first solve is the
+one :func:`optimizer.solve.solve_with_highs` would run; every later budget
+changes only the bounds of the budget row and of the share rules that scale
+with it, and the dual simplex restarts from the previous optimal basis,
+which is still dual feasible. PuLP has no such warm start: its re-solve
+exports the whole model again. Every level is verified like any plan before
+it is reported, and its full plan is built only when asked for.
 
 The value of the program is concave in the budget, so the objective rises
 ever more slowly and the budget's shadow price (the marginal ROI) never
@@ -21,17 +22,19 @@ stay feasible; where the target binds, the budget is spent in full anyway.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from optimizer.curves import build_curves
 from optimizer.model import LinearProgram, build_program
-from optimizer.plan import Plan, build_plan
+from optimizer.plan import DUAL_TOLERANCE, Plan, build_plan, round_plan_spend
 from optimizer.scenario import (
     BudgetSettings,
     Objective,
@@ -41,14 +44,22 @@ from optimizer.scenario import (
 )
 from optimizer.solve import (
     HIGHS_OPTIONS,
+    SHIFTED_OPTIONS,
+    SolverRun,
     SolveStatus,
-    highs_lp,
     new_highs,
+    pass_program,
     read_highs_run,
+    unshift,
+    water_level,
 )
-from optimizer.verify import check_solution
+from optimizer.value import value_per_conversion
+from optimizer.verify import Verification, check_solution
 
 logger = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 #: Options for the re-solves after the first one.
 WARM_OPTIONS = {"solver": "simplex", "simplex_strategy": 1}
@@ -59,12 +70,77 @@ BUDGET_RESOLUTION = 0.01
 
 @dataclass(frozen=True)
 class Level:
-    """One budget of a sweep: a plan, or why there is none."""
+    """One budget of a sweep: a verified solve, or why there is none.
+
+    The frontier needs only a few numbers of each level, computed from the
+    solve and its cents; the full :class:`Plan` is built when asked for.
+    """
 
     budget: float
     status: SolveStatus
-    plan: Plan | None
     message: str = ""
+    scenario: Scenario | None = None
+    program: LinearProgram | None = None
+    run: SolverRun | None = None
+    verification: Verification | None = None
+    value: FloatArray | None = field(default=None, repr=False)
+    """Objective value per conversion, cells x months (shared by a sweep)."""
+
+    @functools.cached_property
+    def plan(self) -> Plan | None:
+        """The plan at this budget, if there is one."""
+        if self.scenario is None or self.program is None or self.run is None:
+            return None
+        assert self.verification is not None
+        return build_plan(self.scenario, self.program, self.run, self.verification)
+
+    @functools.cached_property
+    def cents(self) -> IntArray | None:
+        """Spend per cell-month in cents, rounded as the plan rounds it."""
+        if self.scenario is None or self.program is None or self.run is None:
+            return None
+        assert self.run.x is not None
+        spend = self.program.spend(self.run.x)
+        return round_plan_spend(self.scenario, self.program, spend).reshape(-1)
+
+    @property
+    def objective(self) -> float:
+        """The objective of the rounded plan, as the plan reports it."""
+        if self.cents is None or self.program is None or self.scenario is None:
+            return math.nan
+        curves = self.program.curves
+        spend = (self.cents / 100).reshape(curves.shape)
+        value = self.value
+        if value is None:
+            value = value_per_conversion(curves.segments, self.scenario)
+        return float((curves.conversions(spend) * value).sum())
+
+    @property
+    def conversions(self) -> float:
+        """Primary conversions of the rounded plan."""
+        if self.cents is None or self.program is None:
+            return math.nan
+        curves = self.program.curves
+        return float(curves.conversions((self.cents / 100).reshape(curves.shape)).sum())
+
+    @property
+    def marginal_roi(self) -> float:
+        """The budget's shadow price: objective value of one more dollar."""
+        if self.run is None or self.run.row_dual is None or self.program is None:
+            return math.nan
+        return self.program.dollar_value(float(self.run.row_dual[0]))
+
+    @property
+    def binding(self) -> list[str]:
+        """The rules, other than the budget, whose shadow price is not zero."""
+        if self.run is None or self.run.row_dual is None or self.program is None:
+            return []
+        prices = [self.program.dollar_value(float(y)) for y in self.run.row_dual]
+        return [
+            row.label
+            for row, price in zip(self.program.rows, prices, strict=True)
+            if not row.is_budget and abs(price) > DUAL_TOLERANCE
+        ]
 
 
 class BudgetSweeper:
@@ -87,9 +163,17 @@ class BudgetSweeper:
             self.scenario, build_curves(self.scenario)
         )
         self._rows = self.program.budget_rows().astype(np.int32)
-        self._highs = new_highs(HIGHS_OPTIONS, self.scenario.solver.time_limit)
-        self._highs.passModel(highs_lp(self.program))
-        self._options = dict(HIGHS_OPTIONS)
+        # With an exact budget the objective is shifted once, by the first
+        # budget's water level: on plans spending any exact budget that is
+        # still a constant, so every level's optimum is the program's.
+        self._shift = water_level(self.program)
+        first = SHIFTED_OPTIONS if self._shift is not None else HIGHS_OPTIONS
+        self._highs = new_highs(first, self.scenario.solver.time_limit)
+        pass_program(
+            self._highs, self.program, self.program.objective - (self._shift or 0.0)
+        )
+        self._options = {**first, "objective_shift": self._shift}
+        self._value = value_per_conversion(self.program.curves.segments, self.scenario)
         self.solves = 0
 
     def solve_at(self, budget: float) -> Level:
@@ -100,20 +184,22 @@ class BudgetSweeper:
             len(rows), rows, program.row_lower[rows], program.row_upper[rows]
         )
         self._highs.run()
-        run = read_highs_run(self._highs, self._options, 0.0)
+        run = unshift(
+            read_highs_run(self._highs, self._options, 0.0), program, self._shift
+        )
         self._warm_from_now_on()
 
         if run.status is not SolveStatus.OPTIMAL:
-            return Level(budget, run.status, None, run.detail)
+            return Level(budget, run.status, run.detail)
         verification = check_solution(program, run)
         if not verification.passed:
-            return Level(budget, SolveStatus.ERROR, None, verification.describe())
+            return Level(budget, SolveStatus.ERROR, verification.describe())
         # Only the validated budget changes, which no cross-table check reads,
         # so the copy skips re-validating the tables.
         budget_settings = BudgetSettings(total=budget, spend=self.scenario.budget.spend)
         scenario = self.scenario.model_copy(update={"budget": budget_settings})
         return Level(
-            budget, run.status, build_plan(scenario, program, run, verification)
+            budget, run.status, "", scenario, program, run, verification, self._value
         )
 
     def _warm_from_now_on(self) -> None:
@@ -121,7 +207,7 @@ class BudgetSweeper:
         if self.solves == 1:
             for key, value in WARM_OPTIONS.items():
                 self._highs.setOptionValue(key, value)
-            self._options = {**HIGHS_OPTIONS, "resolves": "dual simplex, warm basis"}
+            self._options = {**self._options, "resolves": "dual simplex, warm basis"}
 
 
 def sweep(
@@ -146,25 +232,41 @@ def budget_grid(
 
 def frontier_table(levels: list[Level], scenario: Scenario) -> pd.DataFrame:
     """One row per budget: objective, marginal ROI, spend by stage and channel."""
-    records = [_frontier_record(level) for level in levels]
+    solved = next((level.program for level in levels if level.program), None)
+    groups = _spend_groups(solved) if solved is not None else {}
+    records = [_frontier_record(level, groups) for level in levels]
     return pd.DataFrame.from_records(records)
 
 
-def _frontier_record(level: Level) -> dict[str, object]:
+def _spend_groups(program: LinearProgram) -> dict[str, tuple[IntArray, list[str]]]:
+    """For each spend column prefix, the cell-months' group codes and names."""
+    curves = program.curves
+    months = len(curves.months)
+    keys = {
+        "spend_stage_": [s.stage.value for s in curves.segments],
+        "spend_channel_": [c.channel_id for c in curves.cells],
+    }
+    groups = {}
+    for prefix, per_cell in keys.items():
+        codes, names = pd.factorize(np.repeat(per_cell, months), sort=True)
+        groups[prefix] = (codes.astype(np.int64), [str(name) for name in names])
+    return groups
+
+
+def _frontier_record(
+    level: Level, groups: dict[str, tuple[IntArray, list[str]]]
+) -> dict[str, object]:
     record: dict[str, object] = {"budget": level.budget, "status": str(level.status)}
-    plan = level.plan
-    record["objective"] = plan.objective_value if plan else math.nan
-    record["marginal_roi"] = plan.budget_shadow_price if plan else math.nan
-    if plan is None:
+    record["objective"] = level.objective
+    record["marginal_roi"] = level.marginal_roi
+    if level.cents is None or level.program is None:
         record["binding"] = level.message
         return record
-    for column, prefix in (("stage", "spend_stage_"), ("channel_id", "spend_channel_")):
-        codes, names = pd.factorize(plan.allocation[column], sort=True)
-        cents = np.bincount(codes, weights=plan.spend_cents, minlength=len(names))
+    for prefix, (codes, names) in groups.items():
+        cents = np.bincount(codes, weights=level.cents, minlength=len(names))
         for name, amount in zip(names, cents, strict=True):
             record[f"{prefix}{name}"] = round(float(amount)) / 100
-    binding = [c.label for c in plan.binding_constraints if c.name != "budget"]
-    record["binding"] = "; ".join(binding)
+    record["binding"] = "; ".join(level.binding)
     return record
 
 
@@ -189,12 +291,12 @@ def feasible_budgets(sweeper: BudgetSweeper) -> tuple[float, float] | None:
     """
     capacity = _capacity(sweeper.program)
     probes = [sweeper.scenario.budget.total, *np.linspace(capacity, 0, 17)[:-1]]
-    inside = next((b for b in probes if sweeper.solve_at(b).plan is not None), None)
+    inside = next((b for b in probes if sweeper.solve_at(b).run is not None), None)
     if inside is None:
         return None
 
     def feasible(budget: float) -> bool:
-        return sweeper.solve_at(budget).plan is not None
+        return sweeper.solve_at(budget).run is not None
 
     low = BUDGET_RESOLUTION
     if not feasible(low):
@@ -229,13 +331,13 @@ def largest_budget(
     name, target = chosen[0]
     words = f"{name.replace('_', ' ')} {'at most' if name == 'cpa' else 'at least'}"
 
-    def meets(plan: Plan) -> bool:
+    def meets(level: Level) -> bool:
         if name == "marginal_roi":
-            return plan.budget_shadow_price >= target
+            return level.marginal_roi >= target
         if name == "average_roi":
-            return plan.objective_value >= target * plan.total_spend
-        conversions = plan.overall()["conversions"]
-        return conversions > 0 and plan.total_spend <= target * conversions
+            return level.objective >= target * level.budget
+        conversions = level.conversions
+        return conversions > 0 and level.budget <= target * conversions
 
     sweeper = BudgetSweeper(scenario, spend=SpendRule.EXACT)
     bounds = feasible_budgets(sweeper)
@@ -245,7 +347,7 @@ def largest_budget(
 
     def passes(budget: float) -> bool:
         level = sweeper.solve_at(budget)
-        return level.plan is not None and meets(level.plan)
+        return level.run is not None and meets(level)
 
     start = low if name == "marginal_roi" else _best_average(sweeper, low, high)
     if not passes(start):
@@ -275,9 +377,9 @@ def _best_average(sweeper: BudgetSweeper, low: float, high: float) -> float:
     """
 
     def rising(budget: float) -> bool:
-        plan = sweeper.solve_at(budget).plan
-        return plan is not None and (
-            plan.budget_shadow_price * plan.total_spend >= plan.objective_value
+        level = sweeper.solve_at(budget)
+        return level.run is not None and (
+            level.marginal_roi * budget >= level.objective
         )
 
     if not rising(low):
@@ -303,13 +405,13 @@ def smallest_budget(scenario: Scenario, *, metric: str, target: float) -> Search
 
     def growing(budget: float) -> bool:
         level = sweeper.solve_at(budget)
-        return level.plan is not None and level.plan.budget_shadow_price > 0
+        return level.run is not None and level.marginal_roi > 0
 
     peak = high if growing(high) else _bisect_last(growing, low, high)
 
     def reaches(budget: float) -> bool:
         level = sweeper.solve_at(budget)
-        return level.plan is not None and level.plan.objective_value >= target
+        return level.run is not None and level.objective >= target
 
     if not reaches(peak):
         best = sweeper.solve_at(peak).plan

@@ -236,7 +236,7 @@ def build_plan(
     """Turn a verified solve into a plan."""
     assert run.x is not None and run.row_dual is not None and run.objective is not None
     exact_spend = program.spend(run.x)
-    cents = _rounded(scenario, program, exact_spend)
+    cents = round_plan_spend(scenario, program, exact_spend)
     allocation = allocation_table(scenario, program, cents, exact_spend)
     _check_rounded(scenario, program, cents)
 
@@ -289,7 +289,9 @@ def _cent_limits(
     return limits
 
 
-def _rounded(scenario: Scenario, program: LinearProgram, spend: FloatArray) -> IntArray:
+def round_plan_spend(
+    scenario: Scenario, program: LinearProgram, spend: FloatArray
+) -> IntArray:
     """Cents for the plan: the budget's when exact, else the nearest total that
     lets every rule hold (a share of the spend moves with its total)."""
     budget = round(scenario.budget.total * 100)

@@ -246,6 +246,15 @@ def solve_with_highs(
         pass_program(highs, program, program.objective)
     highs.run()
     run = read_highs_run(highs, options, time.perf_counter() - start)
+    return unshift(run, program, level)
+
+
+def unshift(run: SolverRun, program: LinearProgram, level: float | None) -> SolverRun:
+    """A run of the shifted objective, in the program's own terms.
+
+    The budget row's dual gains the shift back and the objective is
+    recomputed with the program's coefficients.
+    """
     if level is None or run.x is None or run.row_dual is None:
         return run
     duals = run.row_dual.copy()
