@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +23,7 @@ import numpy.typing as npt
 from optimizer.scenario import TAG_SCOPES, CurveKind, Scope, SpendRule, Stage
 
 if TYPE_CHECKING:
-    from optimizer.scenario import ConstraintRule, Row, Scenario
+    from optimizer.scenario import ConstraintRule, CurvePoint, Row, Scenario
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -150,7 +150,9 @@ def _governance(scenario: Scenario) -> list[str]:
     return problems
 
 
-def _duplicates(rows: Iterable[Row], key, fields: str, what: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _duplicates(
+    rows: Iterable[Row], key: Callable[[Any], str], fields: str, what: str
+) -> list[str]:
     seen: dict[str, Row] = {}
     problems = []
     for row in rows:
@@ -232,7 +234,7 @@ def _points(scenario: Scenario) -> list[str]:
     return problems
 
 
-def _curve_shape(cell: str, points: list, concave_hull: bool) -> list[str]:  # type: ignore[type-arg]
+def _curve_shape(cell: str, points: list[CurvePoint], concave_hull: bool) -> list[str]:
     points = sorted(points, key=lambda p: p.spend)
     previous_slope = np.inf
     previous = None
@@ -440,7 +442,11 @@ def feasibility_problems(
     return problems
 
 
-def _absorption(scenario: Scenario, capacity, money) -> list[str]:  # type: ignore[no-untyped-def]
+def _absorption(
+    scenario: Scenario,
+    capacity: Callable[[Scope, str | None], float],
+    money: Callable[[float], str],
+) -> list[str]:
     """An exact budget must fit under what the scopes of a partition can take.
 
     Each scope kind (channels, months, ...) splits the cells; the most the
@@ -509,7 +515,7 @@ def _range(rule: ConstraintRule, budget: float, exact: bool) -> tuple[float, flo
     )
 
 
-def _money(currency: str):  # type: ignore[no-untyped-def]
+def _money(currency: str) -> Callable[[float], str]:
     def format_money(amount: float) -> str:
         return f"{amount:,.2f} {currency}"
 

@@ -63,6 +63,9 @@ from optimizer.scenario import Scenario
 from optimizer.scenario_sets import load_scenario_set
 from optimizer.thresholds import crossings, crossings_text
 
+#: The subcommand registry of the top-level parser.
+Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
@@ -164,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _command(
-    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    commands: Commands,
     name: str,
     *,
     help: str,
@@ -180,7 +183,7 @@ def _command(
     )
 
 
-def _add_compare(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_compare(commands: Commands) -> None:
     compare = _command(
         commands,
         "compare",
@@ -197,7 +200,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     compare.set_defaults(handler=_compare)
 
 
-def _add_sweep(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_sweep(commands: Commands) -> None:
     sweep = _command(
         commands,
         "sweep",
@@ -221,7 +224,7 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sweep.set_defaults(handler=_sweep)
 
 
-def _add_bids(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_bids(commands: Commands) -> None:
     bids = _command(
         commands,
         "bids",
@@ -397,7 +400,7 @@ def _share(text: str) -> float:
     return value
 
 
-def _add_check(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_check(commands: Commands) -> None:
     check = _command(
         commands,
         "check",
@@ -415,7 +418,7 @@ def _add_check(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     check.set_defaults(handler=_check)
 
 
-def _add_diff(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_diff(commands: Commands) -> None:
     diff = _command(
         commands,
         "diff",

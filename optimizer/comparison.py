@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from optimizer.checks import rule_range
@@ -33,8 +34,10 @@ from optimizer.frontier import SearchResult, largest_budget, smallest_budget
 from optimizer.model import build_program
 from optimizer.plan import Plan, Scorecard, score_allocation
 from optimizer.planner import optimize
-from optimizer.scenario import Scenario
+from optimizer.scenario import Response, Scenario
 from optimizer.scenario_sets import ScenarioSet, Variant, VariantKind, apply_variant
+
+FloatArray = npt.NDArray[np.float64]
 
 METRICS = (
     "spend",
@@ -234,7 +237,9 @@ def _evaluated(scenario: Scenario, path: Path) -> tuple[str, Scorecard, float, s
     return "evaluated", scorecard, scorecard.total_spend, message
 
 
-def read_allocation(path: Path, scenario: Scenario, cells: tuple) -> np.ndarray:  # type: ignore[type-arg]
+def read_allocation(
+    path: Path, scenario: Scenario, cells: tuple[Response, ...]
+) -> FloatArray:
     """Spend per cell and month from a CSV with segment_id, channel_id, month, spend.
 
     Other columns (as in ``allocation.csv``) are ignored; absent rows are zero.

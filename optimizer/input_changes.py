@@ -359,7 +359,10 @@ def _rule_change(
     )
     if not fields:
         return None
-    scenario, (index, rule) = (new, after) if after else (old, before)  # type: ignore[misc]
+    located = after if after else before
+    assert located is not None  # one side exists, or nothing would differ
+    scenario = new if after else old
+    index, rule = located
     update = Update(
         "constraints",
         (new_rule,) if new_rule else (),

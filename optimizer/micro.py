@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,9 @@ class _Layout:
         return _with_minimum_rows(dataclasses.replace(p, upper=upper), extra_rows)
 
 
-def _with_minimum_rows(program: LinearProgram, rows: list) -> LinearProgram:  # type: ignore[type-arg]
+def _with_minimum_rows(
+    program: LinearProgram, rows: list[tuple[IntArray, float, str]]
+) -> LinearProgram:
     if not rows:
         return program
     unit = program.money_unit

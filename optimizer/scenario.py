@@ -517,8 +517,8 @@ class Segment(Row):
 
     def attribute(self, name: str) -> str | None:
         """A tag or the stage, by name."""
-        value = getattr(self, name)
-        return value.value if isinstance(value, Stage) else value  # type: ignore[no-any-return]
+        value: Stage | str | None = getattr(self, name)
+        return value.value if isinstance(value, Stage) else value
 
     def matches(self, where: dict[str, str]) -> bool:
         """Whether every condition holds (``segment_id`` may be one of them)."""
