@@ -25,7 +25,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import pandas as pd
 from tqdm import tqdm
@@ -63,8 +63,9 @@ from optimizer.scenario import Scenario
 from optimizer.scenario_sets import load_scenario_set
 from optimizer.thresholds import crossings, crossings_text
 
-#: The subcommand registry of the top-level parser.
-Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+if TYPE_CHECKING:
+    #: The subcommand registry of the top-level parser.
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
