@@ -48,7 +48,12 @@ METRICS = (
     "cpa",
     "roi",
 )
-LEVELS = {"stage": "stage", "channel": "channel", "month": "month"}
+LEVELS = {
+    "stage": "stage",
+    "channel": "channel",
+    "month": "month",
+    "conversion_path": "conversion_path",
+}
 BASE = "base"
 
 
@@ -107,6 +112,14 @@ class Comparison:
     def summary(self) -> pd.DataFrame:
         """One row per scenario: status, budget, totals, objective and deltas."""
         base = self.base.result
+        paths = sorted(
+            {
+                response.conversion_path
+                for outcome in self.outcomes
+                if outcome.result is not None
+                for response in outcome.result.scenario.responses
+            }
+        )
         rows = []
         for outcome in self.outcomes:
             row: dict[str, object] = {
@@ -119,6 +132,14 @@ class Comparison:
             overall = result.overall() if result else {}
             for metric in METRICS:
                 row[metric] = overall.get(metric, math.nan)
+            for path in paths:
+                row[f"conversions_{path}"] = (
+                    float(
+                        result.totals("conversion_path")["conversions"].get(path, 0.0)
+                    )
+                    if result
+                    else math.nan
+                )
             row["marginal_roi"] = (
                 outcome.plan.budget_shadow_price if outcome.plan else math.nan
             )

@@ -146,6 +146,9 @@ class CellCurves:
             values = [getattr(s, tag) or "" for s in self.segments]
             columns[tag] = np.repeat(values, months)
         columns["curve"] = np.repeat([c.curve.value for c in self.cells], months)
+        columns["conversion_path"] = np.repeat(
+            [c.conversion_path for c in self.cells], months
+        )
         return pd.DataFrame(columns)
 
     @property

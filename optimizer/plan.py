@@ -51,6 +51,7 @@ GROUPINGS = {
     "segment": "segment_id",
     "month": "month",
     "cell": "cell",
+    "conversion_path": "conversion_path",
     **{tag: tag for tag in TAG_FIELDS},
 }
 

@@ -563,6 +563,13 @@ class Response(Row):
     segment_id: Identifier
     channel_id: Identifier
     curve: CurveKind = Field(description="one of 'linear', 'saturating', 'points'")
+    conversion_path: Identifier = Field(
+        default="primary",
+        description=(
+            "the conversion the curve counts, such as demo_request or "
+            "trial_start; paths are reported apart, never blended"
+        ),
+    )
     cpc: float | None = Field(default=None, gt=0, description="a cost per click > 0")
     conversion_rate: float | None = Field(
         default=None, ge=0, le=1, description="a conversion rate from 0 to 1"

@@ -289,7 +289,7 @@ def test_money_has_a_currency_format_and_headers_are_frozen(workbook: Path) -> N
         assert allocation[f"{headers[column]}2"].number_format == USD, column
     assert allocation[f"{headers['roi']}2"].number_format == "0.0000"
     assert allocation.freeze_panes == "A2"
-    assert allocation.auto_filter.ref == "A1:U1033"
+    assert allocation.auto_filter.ref == "A1:V1033"
     assert book["Monthly phasing"].freeze_panes == "C2"
     assert book["Monthly phasing"]["O2"].number_format == USD
     assert book["By channel"].freeze_panes == "B2"
