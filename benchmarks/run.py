@@ -65,16 +65,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import optimizer  # noqa: E402
-from optimizer.curves import build_curves  # noqa: E402
-from optimizer.diagnosis import arithmetic_conflicts  # noqa: E402
-from optimizer.frontier import budget_grid, sweep  # noqa: E402
-from optimizer.micro import solve_with_minimums  # noqa: E402
-from optimizer.model import LinearProgram, build_program  # noqa: E402
-from optimizer.plan import build_plan  # noqa: E402
-from optimizer.scenario import Scenario, SolverName  # noqa: E402
-from optimizer.solve import HIGHS_OPTIONS, solve_program  # noqa: E402
-from optimizer.verify import check_solution  # noqa: E402
-
 from benchmarks import direct  # noqa: E402
 from benchmarks.scenarios import (  # noqa: E402
     SIZES,
@@ -84,6 +74,15 @@ from benchmarks.scenarios import (  # noqa: E402
     sized,
     with_min_cell_spend,
 )
+from optimizer.curves import build_curves  # noqa: E402
+from optimizer.diagnosis import arithmetic_conflicts  # noqa: E402
+from optimizer.frontier import budget_grid, sweep  # noqa: E402
+from optimizer.micro import solve_with_minimums  # noqa: E402
+from optimizer.model import LinearProgram, build_program  # noqa: E402
+from optimizer.plan import build_plan  # noqa: E402
+from optimizer.scenario import Scenario, SolverName  # noqa: E402
+from optimizer.solve import HIGHS_OPTIONS, solve_program  # noqa: E402
+from optimizer.verify import check_solution  # noqa: E402
 
 OBJECTIVE_TOLERANCE = 1e-7
 SECTIONS = ("lp", "1m", "sweep", "demo", "mip")
@@ -121,7 +120,9 @@ class PathResult:
         return self.build + self.solve + self.verify
 
 
-def project_path(scenario: Scenario, solver: SolverName = SolverName.HIGHS) -> PathResult:
+def project_path(
+    scenario: Scenario, solver: SolverName = SolverName.HIGHS
+) -> PathResult:
     """build_curves + build_program, solve_program, check_solution, each timed."""
     t0 = time.perf_counter()
     program = build_program(scenario, build_curves(scenario))
@@ -162,7 +163,7 @@ def array_lp(program: LinearProgram) -> direct.ArrayLP:
 def exact_budget_row(lp: direct.ArrayLP) -> tuple[bool, str]:
     """Whether row 0 is ``sum(x) == B`` over every column (highs_shifted needs it)."""
     try:
-        direct._budget_row(lp)  # noqa: SLF001 - the route's own check
+        direct._budget_row(lp)
     except ValueError as error:
         return False, str(error)
     return True, "row 0 is sum(x) == budget over every column"
@@ -223,7 +224,9 @@ def bench_size(name: str, repeats: int, seed: int, workdir: Path) -> dict[str, A
         error = relative(found, against)
         worst[route] = max(worst.get(route, 0.0), error)
         if error > OBJECTIVE_TOLERANCE:
-            failures.append(f"{route}: objective {found!r} vs {against!r} ({error:.1e})")
+            failures.append(
+                f"{route}: objective {found!r} vs {against!r} ({error:.1e})"
+            )
 
     def same_program(program: LinearProgram) -> None:
         if not (
@@ -244,8 +247,11 @@ def bench_size(name: str, repeats: int, seed: int, workdir: Path) -> dict[str, A
         if conflicts or not result.passed:
             failures.append(f"project: conflicts {conflicts}, passed {result.passed}")
         for key, value in (
-            ("build", result.build), ("solve", result.solve),
-            ("verify", result.verify), ("conflicts", t1 - t0), ("plan", t2 - t1),
+            ("build", result.build),
+            ("solve", result.solve),
+            ("verify", result.verify),
+            ("conflicts", t1 - t0),
+            ("plan", t2 - t1),
         ):
             phases[key].append(value)
         note("project", result.path, result.objective, objective)
@@ -278,12 +284,13 @@ def bench_size(name: str, repeats: int, seed: int, workdir: Path) -> dict[str, A
     ]
     if shift_ok:
         routes.append(
-            ("highs_shifted",
-             lambda: run_direct(lambda: direct.highs_shifted(lp), "highs_shifted"))
+            (
+                "highs_shifted",
+                lambda: run_direct(lambda: direct.highs_shifted(lp), "highs_shifted"),
+            )
         )
     routes.append(
-        ("cbc_mps",
-         lambda: run_direct(lambda: direct.cbc_mps(lp, cbc_dir), "cbc_mps"))
+        ("cbc_mps", lambda: run_direct(lambda: direct.cbc_mps(lp, cbc_dir), "cbc_mps"))
     )
     if lp.num_cols <= CBC_MAX_COLUMNS:
         routes.append(("project_cbc", run_project_cbc))
@@ -297,14 +304,38 @@ def bench_size(name: str, repeats: int, seed: int, workdir: Path) -> dict[str, A
             except Exception as error:  # a route failing is a result, not a crash
                 failures.append(f"{label}: {type(error).__name__}: {error}")
     return summarize_size(
-        name, scenario, lp, floor_lp, shift_ok, shift_reason, times, phases,
-        floor_phases, cbc_phases, worst, failures, objective, reference,
+        name,
+        scenario,
+        lp,
+        floor_lp,
+        shift_ok,
+        shift_reason,
+        times,
+        phases,
+        floor_phases,
+        cbc_phases,
+        worst,
+        failures,
+        objective,
+        reference,
     )
 
 
 def summarize_size(
-    name, scenario, lp, floor_lp, shift_ok, shift_reason, times, phases,
-    floor_phases, cbc_phases, worst, failures, objective, reference,
+    name,
+    scenario,
+    lp,
+    floor_lp,
+    shift_ok,
+    shift_reason,
+    times,
+    phases,
+    floor_phases,
+    cbc_phases,
+    worst,
+    failures,
+    objective,
+    reference,
 ) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     direct_medians = {r: median(times[r]) for r in DIRECT_ROUTES if r in times}
     fastest = min(direct_medians, key=direct_medians.get) if direct_medians else None
@@ -322,9 +353,13 @@ def summarize_size(
         optimize_like = [
             sum(values) for values in zip(*(phases[k] for k in phases), strict=True)
         ]
-        ratios["optimize_steps_vs_fastest_direct"] = paired(optimize_like, times[fastest])
+        ratios["optimize_steps_vs_fastest_direct"] = paired(
+            optimize_like, times[fastest]
+        )
     if "project_cbc" in times:
-        ratios["project_cbc_vs_cbc_mps"] = paired(times["project_cbc"], times["cbc_mps"])
+        ratios["project_cbc_vs_cbc_mps"] = paired(
+            times["project_cbc"], times["cbc_mps"]
+        )
         if fastest:
             ratios["project_cbc_vs_fastest_direct"] = paired(
                 times["project_cbc"], times[fastest]
@@ -346,9 +381,11 @@ def summarize_size(
         "objective": objective,
         "objective_money": objective * reference.program.value_unit,
         "binding_rows": [
-            row.name for row, dual in zip(
+            row.name
+            for row, dual in zip(
                 reference.program.rows, reference.run.row_dual, strict=True
-            ) if abs(dual) > 1e-9
+            )
+            if abs(dual) > 1e-9
         ],
         "duality_gap": reference.gap,
         "highs_shifted_valid": shift_ok,
@@ -364,9 +401,8 @@ def summarize_size(
         "fastest_direct": fastest,
         "ratios": ratios,
         "max_relative_objective_error": worst,
-        "objectives_agree": not failures and all(
-            e <= OBJECTIVE_TOLERANCE for e in worst.values()
-        ),
+        "objectives_agree": not failures
+        and all(e <= OBJECTIVE_TOLERANCE for e in worst.values()),
         "failures": failures,
     }
 
@@ -387,10 +423,16 @@ def child_main(arguments: argparse.Namespace) -> int:
         result = project_path(scenario)
         record["rss_path_mb"] = peak_rss_mb()
         record.update(
-            build=result.build, solve=result.solve, verify=result.verify,
-            path=result.path, objective=result.objective, passed=result.passed,
-            gap=result.gap, columns=result.program.num_cols,
-            rows=result.program.num_rows, nonzeros=int(result.program.coef.shape[0]),
+            build=result.build,
+            solve=result.solve,
+            verify=result.verify,
+            path=result.path,
+            objective=result.objective,
+            passed=result.passed,
+            gap=result.gap,
+            columns=result.program.num_cols,
+            rows=result.program.num_rows,
+            nonzeros=int(result.program.coef.shape[0]),
             cells=len(scenario.responses),
         )
         if arguments.plan:
@@ -401,8 +443,13 @@ def child_main(arguments: argparse.Namespace) -> int:
         if arguments.lp_file:
             lp = array_lp(result.program)
             np.savez(
-                arguments.lp_file, c=lp.c, upper=lp.upper, row_start=lp.row_start,
-                col_index=lp.col_index, coef=lp.coef, row_lower=lp.row_lower,
+                arguments.lp_file,
+                c=lp.c,
+                upper=lp.upper,
+                row_start=lp.row_start,
+                col_index=lp.col_index,
+                coef=lp.coef,
+                row_lower=lp.row_lower,
                 row_upper=lp.row_upper,
             )
     else:
@@ -415,6 +462,10 @@ def child_main(arguments: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory(prefix="bench-cbc-") as workdir:
                 found = direct.cbc_mps(lp, workdir)
             seconds, objective = found.seconds, found.objective
+            # CBC runs as a grandchild: its own peak, not part of ours.
+            record["rss_cbc_process_mb"] = (
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            )
         else:
             ok, reason = exact_budget_row(lp)
             record["highs_shifted_valid"] = ok
@@ -517,8 +568,10 @@ def bench_1m(seed: int, workdir: Path, project_runs: int = 2) -> dict[str, Any]:
         ratio_path_vs_fastest_direct=path / direct_times[fastest] if fastest else None,
         ratio_solve_vs_fastest_direct=(
             median([r["solve"] for r in project]) / direct_times[fastest]
-            if fastest else None
+            if fastest
+            else None
         ),
+        cbc_process_rss_mb=runs.get("cbc_mps", [{}])[0].get("rss_cbc_process_mb"),
         max_relative_objective_error=agree,
         objectives_agree=all(e <= OBJECTIVE_TOLERANCE for e in agree.values()),
     )
@@ -538,6 +591,14 @@ def bench_1m(seed: int, workdir: Path, project_runs: int = 2) -> dict[str, Any]:
 # --- section sweep ----------------------------------------------------------------
 
 
+def level_objective(level: Any) -> float:
+    """A sweep level's objective, without building its plan when it need not."""
+    if hasattr(type(level), "objective"):
+        return float(level.objective)
+    plan = level.plan
+    return plan.objective_value if plan is not None else math.nan
+
+
 def bench_sweep(repeats: int, seed: int) -> dict[str, Any]:
     scenario = sized("10k", seed=seed)
     budgets = budget_grid(scenario, 0.5, 1.5, SWEEP_LEVELS, absolute=False)
@@ -551,11 +612,8 @@ def bench_sweep(repeats: int, seed: int) -> dict[str, Any]:
             if which == "sweep":
                 _, levels = sweep(scenario, budgets)
                 sweep_times.append(time.perf_counter() - start)
-                solved.append(sum(level.plan is not None for level in levels))
-                objectives = [
-                    level.plan.objective_value if level.plan else math.nan
-                    for level in levels
-                ]
+                solved.append(sum(str(level.status) == "optimal" for level in levels))
+                objectives = [level_objective(level) for level in levels]
             else:
                 optimizer.optimize(scenario)
                 optimize_times.append(time.perf_counter() - start)
@@ -602,11 +660,15 @@ def bench_demo(repeats: int, workdir: Path) -> dict[str, Any]:
             if done.returncode != 0:
                 failures.append(f"{name}: exit {done.returncode}: {done.stderr[-500:]}")
     medians = {name: median(values) for name, values in times.items()}
-    written = sorted(p.name for p in (workdir / "demo_0").iterdir()) if (
-        workdir / "demo_0"
-    ).exists() else []
+    written = (
+        sorted(p.name for p in (workdir / "demo_0").iterdir())
+        if (workdir / "demo_0").exists()
+        else []
+    )
     return {
-        "command": " ".join([*command, "run", str(DEMO.relative_to(ROOT)), "--out", "TMP"]),
+        "command": " ".join(
+            [*command, "run", str(DEMO.relative_to(ROOT)), "--out", "TMP"]
+        ),
         "times": times,
         "medians": medians,
         "beyond_import": medians["optimizer_run"] - medians["import_optimizer"],
@@ -651,7 +713,7 @@ def bench_mip(cells: int, seed: int, time_limit: float) -> dict[str, Any]:
         "min_cell_spend": minimum,
         "lp_seconds": lp.path,
         "lp_objective_money": lp.objective * lp.program.value_unit,
-        "lp_cells_funded": int(len(active)),
+        "lp_cells_funded": len(active),
         "lp_slivers": lp_slivers,
         "build_seconds": t_build - start,
         "solve_seconds": t_solve - t_build,
@@ -670,7 +732,9 @@ def bench_mip(cells: int, seed: int, time_limit: float) -> dict[str, Any]:
         "slivers": slivers,
         "cells_under_minimum_by_cents": int(under.sum()) - slivers,
         "largest_shortfall": float((minimum - cell_spend[under]).max(initial=0.0)),
-        "mip_cost_vs_lp_objective": report.objective / (lp.objective * lp.program.value_unit) - 1,
+        "mip_cost_vs_lp_objective": report.objective
+        / (lp.objective * lp.program.value_unit)
+        - 1,
     }
 
 
@@ -693,9 +757,14 @@ def fmt_x(ratio: float | None) -> str:
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(  # noqa: E731
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-    ) + " |"
+    line = lambda cells: (
+        "| "
+        + " | ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        )
+        + " |"
+    )
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
@@ -712,36 +781,85 @@ def report(results: dict[str, Any]) -> str:
         rows = []
         for s in sizes:
             m, p = s["medians"], s["phase_medians"]
-            rows.append([
-                s["size"], f"{s['columns']:,}", str(s["rows"]), fmt_s(p["build"]),
-                fmt_s(p["solve"]), fmt_s(p["verify"]), fmt_s(m["project"]),
-                fmt_s(m.get("highs_best")), fmt_s(m.get("highs_shifted")),
-                fmt_s(m.get("cbc_mps")), str(s["fastest_direct"]),
-                fmt_x(s["ratios"].get("path_vs_fastest_direct")),
-                fmt_x(s["ratios"].get("solve_vs_fastest_direct")),
-                "yes" if s["objectives_agree"] else "NO",
-            ])
-        parts += ["", "LP: project path (build + solve + verify) vs direct routes on the same LP",
-                  table(["size", "columns", "rows", "build", "solve", "verify", "path",
-                         "highs_best", "highs_shifted", "cbc_mps", "fastest",
-                         "path/fastest", "solve/fastest", "obj 1e-7"], rows)]
+            rows.append(
+                [
+                    s["size"],
+                    f"{s['columns']:,}",
+                    str(s["rows"]),
+                    fmt_s(p["build"]),
+                    fmt_s(p["solve"]),
+                    fmt_s(p["verify"]),
+                    fmt_s(m["project"]),
+                    fmt_s(m.get("highs_best")),
+                    fmt_s(m.get("highs_shifted")),
+                    fmt_s(m.get("cbc_mps")),
+                    str(s["fastest_direct"]),
+                    fmt_x(s["ratios"].get("path_vs_fastest_direct")),
+                    fmt_x(s["ratios"].get("solve_vs_fastest_direct")),
+                    "yes" if s["objectives_agree"] else "NO",
+                ]
+            )
+        parts += [
+            "",
+            "LP: project path (build + solve + verify) vs direct routes on the same LP",
+            table(
+                [
+                    "size",
+                    "columns",
+                    "rows",
+                    "build",
+                    "solve",
+                    "verify",
+                    "path",
+                    "highs_best",
+                    "highs_shifted",
+                    "cbc_mps",
+                    "fastest",
+                    "path/fastest",
+                    "solve/fastest",
+                    "obj 1e-7",
+                ],
+                rows,
+            ),
+        ]
         rows = []
         for s in sizes:
             m, p, r = s["medians"], s["phase_medians"], s["ratios"]
-            rows.append([
-                s["size"], fmt_s(p["conflicts"]), fmt_s(p["plan"]),
-                fmt_s(sum(p.values())),
-                fmt_x(r.get("optimize_steps_vs_fastest_direct")),
-                fmt_s(m.get("project_cbc")),
-                fmt_s(s["cbc_phase_medians"].get("solve")),
-                fmt_x(r.get("project_cbc_vs_cbc_mps")),
-                fmt_s(m.get("floor_project")), fmt_s(m.get("water_fill")),
-                fmt_x(r.get("floor_path_vs_water_fill")),
-            ])
-        parts += ["", "optimize() extras, CBC through PuLP, budget-only floor",
-                  table(["size", "pre-check", "build_plan", "path+extras",
-                         "extras/fastest", "project cbc", "cbc solve",
-                         "cbc/cbc_mps", "floor path", "water_fill", "floor/water"], rows)]
+            rows.append(
+                [
+                    s["size"],
+                    fmt_s(p["conflicts"]),
+                    fmt_s(p["plan"]),
+                    fmt_s(sum(p.values())),
+                    fmt_x(r.get("optimize_steps_vs_fastest_direct")),
+                    fmt_s(m.get("project_cbc")),
+                    fmt_s(s["cbc_phase_medians"].get("solve")),
+                    fmt_x(r.get("project_cbc_vs_cbc_mps")),
+                    fmt_s(m.get("floor_project")),
+                    fmt_s(m.get("water_fill")),
+                    fmt_x(r.get("floor_path_vs_water_fill")),
+                ]
+            )
+        parts += [
+            "",
+            "optimize() extras, CBC through PuLP, budget-only floor",
+            table(
+                [
+                    "size",
+                    "pre-check",
+                    "build_plan",
+                    "path+extras",
+                    "optimize steps/fastest",
+                    "project cbc",
+                    "cbc solve",
+                    "cbc/cbc_mps",
+                    "floor path",
+                    "water_fill",
+                    "floor/water",
+                ],
+                rows,
+            ),
+        ]
         bad = [f"{s['size']}: {f}" for s in sizes for f in s["failures"]]
         if bad:
             parts += ["", "FAILURES:", *bad]
@@ -749,40 +867,86 @@ def report(results: dict[str, Any]) -> str:
     if big and "project_path_median" in big:
         ph, rss = big["project_phases_median"], big["peak_rss_mb"]
         d = big["direct_seconds"]
-        parts += ["", f"1M columns ({big['columns']:,} columns, {big['rows']} rows, "
-                  f"{big['cells']:,} cells), each route in its own process",
-                  table(["route", "time", "peak RSS"], [
-                      ["project path (median of %d)" % len(big["runs"]["project"]),
-                       fmt_s(big["project_path_median"]), f"{rss['after_path']:.0f} MiB"],
-                      ["  build / solve / verify",
-                       " / ".join(fmt_s(ph[k]) for k in ("build", "solve", "verify")), ""],
-                      ["  then build_plan", fmt_s(big.get("plan_seconds")),
-                       f"{rss['after_plan']:.0f} MiB" if rss.get("after_plan") else "-"],
-                      ["  (scenario alone)", "", f"{rss['after_scenario']:.0f} MiB"],
-                      *[[route, fmt_s(d[route]), f"{rss[route]:.0f} MiB"] for route in d],
-                      ["path / fastest direct", fmt_x(big["ratio_path_vs_fastest_direct"]), ""],
-                      ["solve / fastest direct", fmt_x(big["ratio_solve_vs_fastest_direct"]), ""],
-                      ["budget-only path", fmt_s(big.get("floor_path")), ""],
-                      ["water_fill", fmt_s(big.get("water_fill")), ""],
-                      ["floor / water_fill", fmt_x(big.get("ratio_floor_vs_water_fill")), ""],
-                  ]),
-                  f"objectives agree to 1e-7: {big['objectives_agree']}"]
+        parts += [
+            "",
+            f"1M columns ({big['columns']:,} columns, {big['rows']} rows, "
+            f"{big['cells']:,} cells), each route in its own process",
+            table(
+                ["route", "time", "peak RSS"],
+                [
+                    [
+                        "project path (median of %d)" % len(big["runs"]["project"]),
+                        fmt_s(big["project_path_median"]),
+                        f"{rss['after_path']:.0f} MiB",
+                    ],
+                    [
+                        "  build / solve / verify",
+                        " / ".join(fmt_s(ph[k]) for k in ("build", "solve", "verify")),
+                        "",
+                    ],
+                    [
+                        "  then build_plan",
+                        fmt_s(big.get("plan_seconds")),
+                        f"{rss['after_plan']:.0f} MiB"
+                        if rss.get("after_plan")
+                        else "-",
+                    ],
+                    ["  (scenario alone)", "", f"{rss['after_scenario']:.0f} MiB"],
+                    *[[route, fmt_s(d[route]), f"{rss[route]:.0f} MiB"] for route in d],
+                    *(
+                        [
+                            [
+                                "  cbc process itself",
+                                "",
+                                f"{big['cbc_process_rss_mb']:.0f} MiB",
+                            ]
+                        ]
+                        if big.get("cbc_process_rss_mb")
+                        else []
+                    ),
+                    [
+                        "path / fastest direct",
+                        fmt_x(big["ratio_path_vs_fastest_direct"]),
+                        "",
+                    ],
+                    [
+                        "solve / fastest direct",
+                        fmt_x(big["ratio_solve_vs_fastest_direct"]),
+                        "",
+                    ],
+                    ["budget-only path", fmt_s(big.get("floor_path")), ""],
+                    ["water_fill", fmt_s(big.get("water_fill")), ""],
+                    [
+                        "floor / water_fill",
+                        fmt_x(big.get("ratio_floor_vs_water_fill")),
+                        "",
+                    ],
+                ],
+            ),
+            f"objectives agree to 1e-7: {big['objectives_agree']}",
+        ]
     if big and big.get("errors"):
         parts += ["1m errors:", *[json.dumps(e)[:500] for e in big["errors"]]]
     sw = results.get("sweep")
     if sw:
-        parts += ["", f"sweep: {sw['levels']} budgets 0.5x-1.5x of the {sw['columns']:,}-column "
-                  f"scenario {fmt_s(sw['sweep_median'])} ({sw['per_level_ms']:.1f} ms a level, "
-                  f"{min(sw['levels_with_plan'])} levels with a plan) vs one optimize() "
-                  f"{fmt_s(sw['optimize_median'])}: ratio {fmt_x(sw['ratio'])} (goal <= 5x)"]
+        parts += [
+            "",
+            f"sweep: {sw['levels']} budgets 0.5x-1.5x of the {sw['columns']:,}-column "
+            f"scenario {fmt_s(sw['sweep_median'])} ({sw['per_level_ms']:.1f} ms a level, "
+            f"{min(sw['levels_with_plan'])} levels with a plan) vs one optimize() "
+            f"{fmt_s(sw['optimize_median'])}: ratio {fmt_x(sw['ratio'])} (goal <= 5x)",
+        ]
     demo = results.get("demo")
     if demo:
         m = demo["medians"]
-        parts += ["", f"demo: optimizer run {fmt_s(m['optimizer_run'])} (goal < 2 s); "
-                  f"python -c 'import optimizer' {fmt_s(m['import_optimizer'])}; "
-                  f"python -c pass {fmt_s(m['python_pass'])}; run beyond import "
-                  f"{fmt_s(demo['beyond_import'])}"
-                  + (f"; FAILURES {demo['failures']}" if demo["failures"] else "")]
+        parts += [
+            "",
+            f"demo: optimizer run {fmt_s(m['optimizer_run'])} (goal < 2 s); "
+            f"python -c 'import optimizer' {fmt_s(m['import_optimizer'])}; "
+            f"python -c pass {fmt_s(m['python_pass'])}; run beyond import "
+            f"{fmt_s(demo['beyond_import'])}"
+            + (f"; FAILURES {demo['failures']}" if demo["failures"] else ""),
+        ]
     mips = results.get("mip")
     if mips:
         rows = []
@@ -790,19 +954,41 @@ def report(results: dict[str, Any]) -> str:
             if "error" in r:
                 rows.append([str(r["cells"]), "error: " + r["error"][:60]] + [""] * 9)
                 continue
-            rows.append([
-                f"{r['cells']:,}", str(r["months"]), f"{r['columns']:,}",
-                f"{r['min_cell_spend']:,.0f}", str(r["lp_slivers"]),
-                fmt_s(r["solve_seconds"]), fmt_s(r["total_seconds"]),
-                str(r["solver_status"]),
-                "-" if r["solver_gap"] is None else f"{r['solver_gap']:.3%}",
-                f"{r['gap_to_relaxation_bound']:.3%}",
-                f"{r['slivers']} ({r['cells_under_minimum_by_cents']} by cents)",
-            ])
-        parts += ["", "minimum viable spend (MIP)",
-                  table(["cells", "months", "columns", "min_cell_spend", "LP slivers",
-                         "MIP solve", "total", "status", "solver gap", "gap to bound",
-                         "slivers in plan"], rows)]
+            rows.append(
+                [
+                    f"{r['cells']:,}",
+                    str(r["months"]),
+                    f"{r['columns']:,}",
+                    f"{r['min_cell_spend']:,.0f}",
+                    str(r["lp_slivers"]),
+                    fmt_s(r["solve_seconds"]),
+                    fmt_s(r["total_seconds"]),
+                    str(r["solver_status"]),
+                    "-" if r["solver_gap"] is None else f"{r['solver_gap']:.3%}",
+                    f"{r['gap_to_relaxation_bound']:.3%}",
+                    f"{r['slivers']} ({r['cells_under_minimum_by_cents']} by cents)",
+                ]
+            )
+        parts += [
+            "",
+            "minimum viable spend (MIP)",
+            table(
+                [
+                    "cells",
+                    "months",
+                    "columns",
+                    "min_cell_spend",
+                    "LP slivers",
+                    "MIP solve",
+                    "total",
+                    "status",
+                    "solver gap",
+                    "gap to bound",
+                    "slivers in plan",
+                ],
+                rows,
+            ),
+        ]
     return "\n".join(parts)
 
 
@@ -812,7 +998,7 @@ def machine() -> dict[str, Any]:
             return subprocess.run(
                 ["git", *args], capture_output=True, text=True, cwd=ROOT, check=True
             ).stdout.strip()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return ""
 
     return {
@@ -831,12 +1017,19 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="1k,10k,100k,1m",
-                        help=f"comma-separated, of {', '.join(SIZES)}")
+    parser.add_argument(
+        "--sizes",
+        default="1k,10k,100k,1m",
+        help=f"comma-separated, of {', '.join(SIZES)}",
+    )
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results.json"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip", default="", help=f"sections to skip: {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--skip", default="", help=f"sections to skip: {', '.join(SECTIONS)}"
+    )
     parser.add_argument("--mip-cells", default=",".join(map(str, MIP_CELLS)))
     parser.add_argument("--mip-time-limit", type=float, default=MIP_TIME_LIMIT)
     # Child mode (internal): one route of the 1M section.
@@ -853,7 +1046,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in sizes if s not in SIZES]
     skip = {s.strip() for s in arguments.skip.split(",") if s.strip()}
     if unknown or skip - set(SECTIONS):
-        parser.error(f"unknown sizes {unknown} or sections {sorted(skip - set(SECTIONS))}")
+        parser.error(
+            f"unknown sizes {unknown} or sections {sorted(skip - set(SECTIONS))}"
+        )
 
     started = time.perf_counter()
     results: dict[str, Any] = {
@@ -873,7 +1068,9 @@ def main(argv: list[str] | None = None) -> int:
             for size in (s for s in sizes if s != "1m"):
                 log(f"lp {size} ...")
                 t = time.perf_counter()
-                results["lp"].append(bench_size(size, arguments.repeats, arguments.seed, workdir))
+                results["lp"].append(
+                    bench_size(size, arguments.repeats, arguments.seed, workdir)
+                )
                 results["section_seconds"][f"lp_{size}"] = time.perf_counter() - t
         if "1m" in sizes and "1m" not in skip:
             log("1m ...")
@@ -896,9 +1093,12 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.perf_counter()
                 try:
                     record = bench_mip(cells, arguments.seed, arguments.mip_time_limit)
-                except Exception as error:  # noqa: BLE001
-                    record = {"cells": cells, "error": f"{type(error).__name__}: {error}",
-                              "traceback": traceback.format_exc()}
+                except Exception as error:
+                    record = {
+                        "cells": cells,
+                        "error": f"{type(error).__name__}: {error}",
+                        "traceback": traceback.format_exc(),
+                    }
                 results["mip"].append(record)
                 results["section_seconds"][f"mip_{cells}"] = time.perf_counter() - t
     finally:

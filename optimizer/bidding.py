@@ -389,7 +389,7 @@ def recommend_bids(
         When a rule, campaign name or profile names an unknown segment or
         channel, or a LinkedIn campaign needs ``linkedin_base_bid``.
     """
-    _check_references(scenario)
+    check_references(scenario)
     settings = scenario.bids
     cells = _cells(scenario, allocation)
     previous = previous or {}
@@ -844,7 +844,7 @@ def _linkedin_multiplier(
     return multiplier, tuple(rule.id for rule in settings.rules if rule.id in used)
 
 
-def _check_references(scenario: Scenario) -> None:
+def check_references(scenario: Scenario) -> None:
     """Every segment and channel the ``[bids]`` table names must exist."""
     settings = scenario.bids
     where = f"{scenario.source or 'the scenario'}"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, TextIO
 import pandas as pd
 from tqdm import tqdm
 
+from optimizer.bidding import check_references as check_bid_references
 from optimizer.bidding import read_allocation, recommend_bids
 from optimizer.changelog import ChangeLog, change_log, change_log_text, write_change_log
 from optimizer.comparison import compare
@@ -313,6 +314,7 @@ def _sweep(arguments: argparse.Namespace, out: TextIO) -> int:
 
 def _run(arguments: argparse.Namespace, out: TextIO) -> int:
     scenario = load_scenario(arguments.scenario)
+    check_bid_references(scenario)
     findings = _quality_before_solving(scenario, arguments)
     plan = optimize(scenario, solver=arguments.solver, time_limit=arguments.time_limit)
     frontier = _report_frontier(scenario, arguments.frontier_steps)
@@ -358,6 +360,7 @@ def _write_model(scenario: Scenario, path: Path) -> None:
 
 def _validate(arguments: argparse.Namespace, out: TextIO) -> int:
     scenario = load_scenario(arguments.scenario)
+    check_bid_references(scenario)
     program = build_program(scenario, build_curves(scenario))
     conflicts = arithmetic_conflicts(scenario, program)
     if conflicts:

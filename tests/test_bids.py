@@ -7,6 +7,7 @@ the arithmetic behind every expected number).
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from optimizer.bids import (
     BidSettings,
     BidWarning,
 )
+from optimizer.cli import EXIT_INVALID_INPUT, main
 from optimizer.reading import load_scenario
 
 # --- the value-based default ----------------------------------------------------
@@ -479,3 +481,25 @@ def test_the_demo_scenario_s_rules_load(tmp_path: Path) -> None:
         "search_cap",
         "google_mobile_down",
     ]
+
+
+def test_validate_refuses_a_bid_rule_on_an_unknown_channel_before_solving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    shutil.copytree(root / "hand_check", tmp_path / "hand_check")
+    text = (root / "hand_check.toml").read_text(encoding="utf-8")
+    text += (
+        '\n[[bids.rules]]\nid = "typo"\nowner = "search"\nrationale = "test"\n'
+        'when = { channel_id = "gogle_search" }\naction = "adjust"\npercent = 10\n'
+    )
+    (tmp_path / "hand_check.toml").write_text(text, encoding="utf-8")
+
+    code = main(["validate", str(tmp_path / "hand_check.toml")])
+
+    assert code == EXIT_INVALID_INPUT
+    assert capsys.readouterr().err == (
+        f"error: invalid input:\n{tmp_path}/hand_check.toml, [[bids.rules]] 'typo', "
+        "field 'when.channel_id': got 'gogle_search'; expected a channel_id of the "
+        "channels table (did you mean 'google_search'?).\n"
+    )
