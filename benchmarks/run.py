@@ -2,7 +2,7 @@
 
 ::
 
-    python benchmarks/run.py                                  # everything, ~10 min
+    python benchmarks/run.py                                  # everything, 3-5 min
     python benchmarks/run.py --sizes 1k,10k --repeats 3 --skip mip,demo
     python benchmarks/run.py --out benchmarks/results.json
 
@@ -20,8 +20,9 @@ Sections (``--skip`` takes a comma-separated list of their names):
     adds (the arithmetic pre-check ``arithmetic_conflicts`` and ``build_plan``).
 ``1m``
     At 1M columns, each route in a child process of its own, so that its peak
-    resident memory (``ru_maxrss`` from ``os.wait4``) is its own: the project's
-    path twice, the direct routes and the budget-only pair once.
+    resident memory (``VmHWM``, see :func:`peak_rss_mb`) is its own: the
+    project's path twice (then ``build_plan``), the direct routes and the
+    budget-only pair once.
 ``sweep``
     A 50-level budget sweep (0.5x to 1.5x) of the 10k scenario against one
     ``optimize()`` of it.
@@ -29,7 +30,9 @@ Sections (``--skip`` takes a comma-separated list of their names):
     ``optimizer run scenarios/demo_pipeline.toml`` as a subprocess, against
     ``python -c "import optimizer"`` and ``python -c pass``.
 ``mip``
-    Minimum viable spend with about 100, 1,000 and 10,000 on/off choices.
+    Minimum viable spend with 100, 1,000 and 10,000 on/off choices (cells),
+    ``min_cell_spend`` set so that a quarter of the LP's funded cells are
+    slivers; the 10,000 case plans a quarter (3 months) to stay under ~60 s.
 
 Nothing here asserts a time: objectives are checked (to 1e-7 relative), times
 are reported. The JSON written to ``--out`` holds every raw time.
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import math
 import os
@@ -97,7 +101,7 @@ MIP_TIME_LIMIT = 30.0
 DEMO = ROOT / "scenarios" / "demo_pipeline.toml"
 
 
-# --- measuring ----------------------------------------------------------------
+# --- measuring -----------------------------------------------------------------
 
 
 @dataclass
@@ -186,7 +190,22 @@ def median(values: list[float]) -> float:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB (Linux: KiB units)."""
+    """This process's own peak resident memory so far, in MiB.
+
+    Linux's ``VmHWM`` belongs to the process image, so it starts afresh at
+    ``exec``. ``ru_maxrss`` does not: a child started by ``subprocess``
+    (fork or vfork, then exec) inherits the parent's high-water mark, so
+    ``RUSAGE_SELF`` in the child and ``RUSAGE_CHILDREN`` in the parent both
+    report at least the parent's peak. ``ru_maxrss`` is the fallback
+    elsewhere.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -194,10 +213,12 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# --- section lp: sizes up to 100k, in process -----------------------------------
+# --- section lp: sizes up to 100k, in process ----------------------------------
 
 
-def bench_size(name: str, repeats: int, seed: int, workdir: Path) -> dict[str, Any]:
+def bench_size(  # noqa: PLR0915 - one closure per route reads best in one place
+    name: str, repeats: int, seed: int, workdir: Path
+) -> dict[str, Any]:
     scenario = sized(name, seed=seed)
     floor = budget_only(scenario)
     reference = project_path(scenario)
@@ -260,14 +281,14 @@ def bench_size(name: str, repeats: int, seed: int, workdir: Path) -> dict[str, A
         result = project_path(scenario, SolverName.CBC)
         if not result.passed:
             failures.append(f"project_cbc: not verified, gap {result.gap:.1e}")
-        for key in cbc_phases:
-            cbc_phases[key].append(getattr(result, key))
+        for key, values in cbc_phases.items():
+            values.append(getattr(result, key))
         note("project_cbc", result.path, result.objective, objective)
 
     def run_floor() -> None:
         result = project_path(floor)
-        for key in floor_phases:
-            floor_phases[key].append(getattr(result, key))
+        for key, values in floor_phases.items():
+            values.append(getattr(result, key))
         note("floor_project", result.path, result.objective, floor_objective)
 
     def run_direct(route: Callable[[], direct.DirectResult], label: str) -> None:
@@ -304,39 +325,41 @@ def bench_size(name: str, repeats: int, seed: int, workdir: Path) -> dict[str, A
             except Exception as error:  # a route failing is a result, not a crash
                 failures.append(f"{label}: {type(error).__name__}: {error}")
     return summarize_size(
-        name,
-        scenario,
-        lp,
-        floor_lp,
-        shift_ok,
-        shift_reason,
-        times,
-        phases,
-        floor_phases,
-        cbc_phases,
-        worst,
-        failures,
-        objective,
-        reference,
+        name=name,
+        scenario=scenario,
+        lp=lp,
+        floor_lp=floor_lp,
+        shift_ok=shift_ok,
+        shift_reason=shift_reason,
+        times=times,
+        phases=phases,
+        floor_phases=floor_phases,
+        cbc_phases=cbc_phases,
+        worst=worst,
+        failures=failures,
+        objective=objective,
+        reference=reference,
     )
 
 
 def summarize_size(
-    name,
-    scenario,
-    lp,
-    floor_lp,
-    shift_ok,
-    shift_reason,
-    times,
-    phases,
-    floor_phases,
-    cbc_phases,
-    worst,
-    failures,
-    objective,
-    reference,
-) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    *,
+    name: str,
+    scenario: Scenario,
+    lp: direct.ArrayLP,
+    floor_lp: direct.ArrayLP,
+    shift_ok: bool,
+    shift_reason: str,
+    times: dict[str, list[float]],
+    phases: dict[str, list[float]],
+    floor_phases: dict[str, list[float]],
+    cbc_phases: dict[str, list[float]],
+    worst: dict[str, float],
+    failures: list[str],
+    objective: float,
+    reference: PathResult,
+) -> dict[str, Any]:
+    """Medians, paired ratios and checks of one size's repeats."""
     direct_medians = {r: median(times[r]) for r in DIRECT_ROUTES if r in times}
     fastest = min(direct_medians, key=direct_medians.get) if direct_medians else None
 
@@ -388,6 +411,7 @@ def summarize_size(
             if abs(dual) > 1e-9
         ],
         "duality_gap": reference.gap,
+        "project_solver": reference.run.solver.as_dict(),
         "highs_shifted_valid": shift_ok,
         "highs_shifted_reason": shift_reason,
         "times": times,
@@ -407,7 +431,7 @@ def summarize_size(
     }
 
 
-# --- section 1m: children -------------------------------------------------------
+# --- section 1m: children ------------------------------------------------------
 
 
 def child_main(arguments: argparse.Namespace) -> int:
@@ -430,6 +454,7 @@ def child_main(arguments: argparse.Namespace) -> int:
             objective=result.objective,
             passed=result.passed,
             gap=result.gap,
+            solver=result.run.solver.as_dict(),
             columns=result.program.num_cols,
             rows=result.program.num_rows,
             nonzeros=int(result.program.coef.shape[0]),
@@ -462,10 +487,12 @@ def child_main(arguments: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory(prefix="bench-cbc-") as workdir:
                 found = direct.cbc_mps(lp, workdir)
             seconds, objective = found.seconds, found.objective
-            # CBC runs as a grandchild: its own peak, not part of ours.
-            record["rss_cbc_process_mb"] = (
-                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            )
+            # CBC runs as a grandchild. Its ru_maxrss is the larger of its own
+            # peak and ours when it started (see peak_rss_mb); above our own
+            # peak it can only be its own.
+            cbc = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            record["rss_cbc_process_mb"] = cbc
+            record["rss_cbc_is_its_own"] = cbc > peak_rss_mb()
         else:
             ok, reason = exact_budget_row(lp)
             record["highs_shifted_valid"] = ok
@@ -493,15 +520,12 @@ def run_child(args: list[str], timeout: float = 900.0) -> dict[str, Any]:
         process.communicate()
         return {"error": f"timed out after {timeout} s", "command": args}
     wall = time.perf_counter() - start
-    # communicate() reaped the child; RUSAGE_CHILDREN is the largest so far, so
-    # each child's own peak comes from the record it prints (RUSAGE_SELF).
+    # Each child reports its own peak (peak_rss_mb): RUSAGE_CHILDREN here would
+    # be the largest of all children so far, and at least this process's peak.
     if process.returncode != 0:
         return {"error": err.strip()[-2000:], "command": args}
     record = json.loads(out.strip().splitlines()[-1])
     record["wall_seconds"] = wall
-    record["children_maxrss_mb"] = (
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    )
     return record
 
 
@@ -572,6 +596,9 @@ def bench_1m(seed: int, workdir: Path, project_runs: int = 2) -> dict[str, Any]:
             else None
         ),
         cbc_process_rss_mb=runs.get("cbc_mps", [{}])[0].get("rss_cbc_process_mb"),
+        cbc_process_rss_is_its_own=runs.get("cbc_mps", [{}])[0].get(
+            "rss_cbc_is_its_own"
+        ),
         max_relative_objective_error=agree,
         objectives_agree=all(e <= OBJECTIVE_TOLERANCE for e in agree.values()),
     )
@@ -588,7 +615,7 @@ def bench_1m(seed: int, workdir: Path, project_runs: int = 2) -> dict[str, Any]:
     return summary
 
 
-# --- section sweep ----------------------------------------------------------------
+# --- section sweep -------------------------------------------------------------
 
 
 def level_objective(level: Any) -> float:
@@ -618,7 +645,7 @@ def bench_sweep(repeats: int, seed: int) -> dict[str, Any]:
                 optimizer.optimize(scenario)
                 optimize_times.append(time.perf_counter() - start)
     ratios = [s / o for s, o in zip(sweep_times, optimize_times, strict=True)]
-    rising = all(b >= a - 1e-6 * abs(a) for a, b in zip(objectives, objectives[1:]))
+    rising = all(b >= a - 1e-6 * abs(a) for a, b in itertools.pairwise(objectives))
     return {
         "columns": columns_of(scenario),
         "levels": SWEEP_LEVELS,
@@ -635,7 +662,7 @@ def bench_sweep(repeats: int, seed: int) -> dict[str, Any]:
     }
 
 
-# --- section demo -------------------------------------------------------------------
+# --- section demo --------------------------------------------------------------
 
 
 def bench_demo(repeats: int, workdir: Path) -> dict[str, Any]:
@@ -655,7 +682,9 @@ def bench_demo(repeats: int, workdir: Path) -> dict[str, Any]:
                 out = workdir / f"demo_{repeat}"
                 args += ["run", str(DEMO), "--out", str(out)]
             start = time.perf_counter()
-            done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+            done = subprocess.run(
+                args, capture_output=True, text=True, cwd=ROOT, check=False
+            )
             times[name].append(time.perf_counter() - start)
             if done.returncode != 0:
                 failures.append(f"{name}: exit {done.returncode}: {done.stderr[-500:]}")
@@ -678,7 +707,7 @@ def bench_demo(repeats: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-# --- section mip ----------------------------------------------------------------------
+# --- section mip ---------------------------------------------------------------
 
 
 def bench_mip(cells: int, seed: int, time_limit: float) -> dict[str, Any]:
@@ -738,7 +767,7 @@ def bench_mip(cells: int, seed: int, time_limit: float) -> dict[str, Any]:
     }
 
 
-# --- output ------------------------------------------------------------------------------
+# --- output --------------------------------------------------------------------
 
 
 def fmt_s(seconds: float | None) -> str:
@@ -757,14 +786,14 @@ def fmt_x(ratio: float | None) -> str:
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: (
-        "| "
-        + " | ".join(
+
+    def line(cells: list[str]) -> str:
+        padded = (
             c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths))
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
-        + " |"
-    )
+        return "| " + " | ".join(padded) + " |"
+
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
@@ -772,10 +801,17 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 def report(results: dict[str, Any]) -> str:
     parts = [
         f"benchmarks {results['date']} on {results['machine']['cpus']} cpus, "
-        f"python {results['machine']['python']}, highspy {results['machine']['highspy']}, "
+        f"python {results['machine']['python']}, "
+        f"highspy {results['machine']['highspy']}, "
         f"repeats {results['repeats']} (medians)",
         f"HIGHS_OPTIONS {results['machine']['highs_options']}",
     ]
+    for entry in results.get("lp", [])[-1:]:
+        used = entry["project_solver"]
+        parts.append(
+            f"the project's solve as run ({entry['size']}): {used['name']} "
+            f"{used['version']} {used['options']}"
+        )
     sizes = results.get("lp", [])
     if sizes:
         rows = []
@@ -875,7 +911,7 @@ def report(results: dict[str, Any]) -> str:
                 ["route", "time", "peak RSS"],
                 [
                     [
-                        "project path (median of %d)" % len(big["runs"]["project"]),
+                        f"project path (median of {len(big['runs']['project'])})",
                         fmt_s(big["project_path_median"]),
                         f"{rss['after_path']:.0f} MiB",
                     ],
@@ -891,14 +927,19 @@ def report(results: dict[str, Any]) -> str:
                         if rss.get("after_plan")
                         else "-",
                     ],
-                    ["  (scenario alone)", "", f"{rss['after_scenario']:.0f} MiB"],
+                    [
+                        "  (imports + scenario alone)",
+                        "",
+                        f"{rss['after_scenario']:.0f} MiB",
+                    ],
                     *[[route, fmt_s(d[route]), f"{rss[route]:.0f} MiB"] for route in d],
                     *(
                         [
                             [
-                                "  cbc process itself",
+                                "  the CBC process itself",
                                 "",
-                                f"{big['cbc_process_rss_mb']:.0f} MiB",
+                                ("" if big.get("cbc_process_rss_is_its_own") else "<= ")
+                                + f"{big['cbc_process_rss_mb']:.0f} MiB",
                             ]
                         ]
                         if big.get("cbc_process_rss_mb")
@@ -932,7 +973,8 @@ def report(results: dict[str, Any]) -> str:
         parts += [
             "",
             f"sweep: {sw['levels']} budgets 0.5x-1.5x of the {sw['columns']:,}-column "
-            f"scenario {fmt_s(sw['sweep_median'])} ({sw['per_level_ms']:.1f} ms a level, "
+            f"scenario {fmt_s(sw['sweep_median'])} "
+            f"({sw['per_level_ms']:.1f} ms a level, "
             f"{min(sw['levels_with_plan'])} levels with a plan) vs one optimize() "
             f"{fmt_s(sw['optimize_median'])}: ratio {fmt_x(sw['ratio'])} (goal <= 5x)",
         ]
@@ -1015,7 +1057,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--sizes",
