@@ -243,12 +243,15 @@ def build_curves(scenario: Scenario) -> CellCurves:
         )
         base_width = np.diff(spend)
         base_slope = np.diff(conversions) / base_width
-        for month in range(len(months)):
-            width = base_width * cost[index, month] * volume[index, month]
-            keep = width > 0
-            groups.append(np.full(int(keep.sum()), index * len(months) + month))
-            widths.append(width[keep])
-            slopes.append(base_slope[keep] / cost[index, month])
+        # months x pieces at once: month m scales spend by cost * volume and
+        # slopes by 1 / cost; pieces with no room are dropped.
+        width = (cost[index] * volume[index])[:, None] * base_width[None, :]
+        slope = base_slope[None, :] / cost[index][:, None]
+        month_of = np.broadcast_to(np.arange(len(months))[:, None], width.shape)
+        keep = width > 0
+        groups.append(index * len(months) + month_of[keep])
+        widths.append(width[keep])
+        slopes.append(slope[keep])
 
     clicks = np.array(
         [

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import highspy
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 
 from optimizer.checks import feasibility_problems
+from optimizer.curves import CellCurves
 from optimizer.model import LinearProgram
 from optimizer.scenario import Scenario, Scope
 from optimizer.solve import SolveStatus, new_highs, read_highs_run
+
+FloatArray = npt.NDArray[np.float64]
 
 #: Slack below this share of the budget is solver noise, not a conflict.
 SLACK_TOLERANCE = 1e-7
@@ -23,13 +28,52 @@ SLACK_TOLERANCE = 1e-7
 
 def arithmetic_conflicts(scenario: Scenario, program: LinearProgram) -> list[str]:
     """Conflicts found by adding up minimums, maximums and reachable volume."""
-    curves = program.curves
+    return feasibility_problems(scenario, ScopeCapacity(program.curves))
 
-    def capacity(scope: Scope, id_: str | None) -> float:
-        mask = curves.columns_in(scope, id_)
-        return float(curves.width[mask].sum())
 
-    return feasibility_problems(scenario, capacity)
+class ScopeCapacity:
+    """What each scope can spend over the horizon before its volume runs out.
+
+    The scopes that split the cells (channels, segments, stages, cells,
+    months) are summed once per kind with one ``bincount``; tag and
+    condition scopes, which only rules name, fall back to their masks.
+    """
+
+    def __init__(self, curves: CellCurves) -> None:
+        self.curves = curves
+        self.by_cell_month = curves.capacity
+        self.sums: dict[Scope, dict[str, float]] = {}
+
+    def __call__(self, scope: Scope, id_: str | None) -> float:
+        if scope is Scope.TOTAL:
+            return float(self.by_cell_month.sum())
+        keys = self._keys(scope)
+        if keys is None:
+            mask = self.curves.cell_months_in(scope, id_)
+            return float(self.by_cell_month.reshape(-1)[mask].sum())
+        if scope not in self.sums:
+            codes, names = pd.factorize(np.asarray(keys), sort=True)
+            totals = np.bincount(codes, weights=_per_key(scope, self.by_cell_month))
+            self.sums[scope] = dict(zip(names.tolist(), totals.tolist(), strict=True))
+        return float(self.sums[scope].get(str(id_), 0.0))
+
+    def _keys(self, scope: Scope) -> list[str] | None:
+        curves = self.curves
+        if scope is Scope.MONTH:
+            return list(curves.months)
+        per_cell = {
+            Scope.CHANNEL: [c.channel_id for c in curves.cells],
+            Scope.SEGMENT: [c.segment_id for c in curves.cells],
+            Scope.CELL: [c.cell_id for c in curves.cells],
+            Scope.STAGE: [s.stage.value for s in curves.segments],
+        }
+        return per_cell.get(scope)
+
+
+def _per_key(scope: Scope, by_cell_month: FloatArray) -> FloatArray:
+    """Capacity per key position: per month, or per cell."""
+    axis = 0 if scope is Scope.MONTH else 1
+    return by_cell_month.sum(axis=axis)
 
 
 def elastic_conflicts(program: LinearProgram, currency: str) -> list[str]:

@@ -68,7 +68,7 @@ class RowInfo:
     @property
     def is_budget(self) -> bool:
         """Whether this is the budget row."""
-        return self.rule is None
+        return self.name == "budget"
 
 
 @dataclass(frozen=True)
