@@ -47,6 +47,8 @@ class ScopeCapacity:
     def __call__(self, scope: Scope, id_: str | None) -> float:
         if scope is Scope.TOTAL:
             return float(self.by_cell_month.sum())
+        if scope in self.sums:
+            return float(self.sums[scope].get(str(id_), 0.0))
         keys = self._keys(scope)
         if keys is None:
             mask = self.curves.cell_months_in(scope, id_)
