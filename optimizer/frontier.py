@@ -34,7 +34,8 @@ import pandas as pd
 
 from optimizer.curves import build_curves
 from optimizer.model import LinearProgram, build_program
-from optimizer.plan import DUAL_TOLERANCE, Plan, build_plan, round_plan_spend
+from optimizer.plan import DUAL_TOLERANCE, Plan, build_plan
+from optimizer.rounding import round_to_cents
 from optimizer.scenario import (
     BudgetSettings,
     Objective,
@@ -96,12 +97,18 @@ class Level:
 
     @functools.cached_property
     def cents(self) -> IntArray | None:
-        """Spend per cell-month in cents, rounded as the plan rounds it."""
+        """Spend per cell-month in cents, adding up to the level's spend."""
         if self.scenario is None or self.program is None or self.run is None:
             return None
         assert self.run.x is not None
+        # The largest-remainder cents of the plan, without the swaps that make
+        # every rule hold to the cent: a frontier row sums them by stage and
+        # channel, and its objective moves by less than a cent's worth.
         spend = self.program.spend(self.run.x)
-        return round_plan_spend(self.scenario, self.program, spend).reshape(-1)
+        total = round(self.budget * 100)
+        if self.scenario.budget.spend is not SpendRule.EXACT:
+            total = round(float(np.maximum(spend, 0.0).sum()) * 100)
+        return round_to_cents(spend, total).reshape(-1)
 
     @property
     def objective(self) -> float:

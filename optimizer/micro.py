@@ -302,6 +302,10 @@ def _with_minimum_rows(
     if not rows:
         return program
     unit = program.money_unit
+    # A cent per cell-month above the minimum: rounding moves each cell-month
+    # by less than a cent, so the rounded plan still meets the minimum.
+    months = program.curves.group
+    padding = [len(np.unique(months[r[0]])) * 0.01 / unit for r in rows]
     columns = [program.col_index] + [r[0] for r in rows]
     counts = [np.diff(program.row_start)] + [np.array([len(r[0])]) for r in rows]
     infos = tuple(
@@ -322,7 +326,10 @@ def _with_minimum_rows(
         row_start=np.r_[0, np.cumsum(count)].astype(np.int64),
         col_index=np.concatenate(columns).astype(np.int64),
         coef=np.concatenate([program.coef] + [np.ones(len(r[0])) for r in rows]),
-        row_lower=np.r_[program.row_lower, [r[1] for r in rows]],
+        row_lower=np.r_[
+            program.row_lower,
+            [r[1] + pad for r, pad in zip(rows, padding, strict=True)],
+        ],
         row_upper=np.r_[program.row_upper, np.full(len(rows), np.inf)],
         rows=program.rows + infos,
         entry_row=np.repeat(np.arange(len(count), dtype=np.int64), count),

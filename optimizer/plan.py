@@ -287,18 +287,6 @@ def _cent_limits(
                 high=None if math.isinf(high) else math.floor(round(high * 100, 6)),
             )
         )
-    # Rows the program adds beyond the rules (a minimum viable spend once a
-    # cell is on) hold after rounding too.
-    cells_months = curves.shape[0] * curves.shape[1]
-    for r, row in enumerate(program.rows):
-        if row.rule is not None or row.is_budget or row.unit != "money":
-            continue
-        if row.bound != "min":
-            continue
-        inside = np.zeros(cells_months, dtype=bool)
-        columns = program.col_index[program.row_start[r] : program.row_start[r + 1]]
-        inside[curves.group[columns]] = True
-        limits.append(CentLimit(inside, math.ceil(round(row.amount * 100, 6)), None))
     return limits
 
 

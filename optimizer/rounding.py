@@ -165,39 +165,37 @@ def _repair_one(
     remainder: FloatArray,
     limits: Sequence[CentLimit],
 ) -> bool:
-    """Swap one cent to mend the first broken limit; False if none is broken."""
-    held = [int(cents[limit.inside].sum()) for limit in limits]
-    broken = [
-        i
-        for i, limit in enumerate(limits)
-        if held[i] < limit.low or (limit.high is not None and held[i] > limit.high)
-    ]
-    if not broken:
+    """Swap one cent to mend the first broken limit; False if none is broken.
+
+    Candidates are tried best first: the cell to raise with the largest
+    remainder, and for it every cell to lower at once, smallest remainder
+    first, keeping the first swap that breaks no other limit.
+    """
+    if not limits:
         return False
-    limit = limits[broken[0]]
-    raise_inside = held[broken[0]] < limit.low
-    into = limit.inside if raise_inside else ~limit.inside
+    inside = np.vstack([limit.inside for limit in limits]).astype(np.int64)
+    low = np.array([limit.low for limit in limits])
+    high = np.array([np.inf if limit.high is None else limit.high for limit in limits])
+    held = inside @ cents
+    broken = np.flatnonzero((held < low) | (held > high))
+    if len(broken) == 0:
+        return False
+    mending = int(broken[0])
+    into = inside[mending].astype(bool)
+    if held[mending] > high[mending]:
+        into = ~into
     can_rise = np.flatnonzero(into & (cents < ceilings))
     can_fall = np.flatnonzero(~into & (cents > floors))
+    can_fall = can_fall[np.argsort(remainder[can_fall], kind="stable")]
+    others = np.arange(len(limits)) != mending
     for up in can_rise[np.argsort(-remainder[can_rise], kind="stable")]:
-        for down in can_fall[np.argsort(remainder[can_fall], kind="stable")]:
-            if _keeps_others(up, down, held, limits, broken[0]):
-                cents[up] += 1
-                cents[down] -= 1
-                return True
+        change = inside[:, [up]] - inside[:, can_fall]
+        after = held[:, None] + change
+        breaks_low = (change < 0) & (after < low[:, None])
+        breaks_high = (change > 0) & (after > high[:, None])
+        keeps = ~((breaks_low | breaks_high) & others[:, None]).any(axis=0)
+        if keeps.any():
+            cents[up] += 1
+            cents[can_fall[int(np.argmax(keeps))]] -= 1
+            return True
     return False
-
-
-def _keeps_others(
-    up: int, down: int, held: list[int], limits: Sequence[CentLimit], mending: int
-) -> bool:
-    for i, limit in enumerate(limits):
-        if i == mending:
-            continue
-        change = int(limit.inside[up]) - int(limit.inside[down])
-        after = held[i] + change
-        if change < 0 and after < limit.low:
-            return False
-        if change > 0 and limit.high is not None and after > limit.high:
-            return False
-    return True
