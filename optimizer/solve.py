@@ -132,24 +132,6 @@ def solve_program(
     return run
 
 
-def highs_lp(program: LinearProgram) -> Any:
-    """The program as a ``highspy.HighsLp``, built from its arrays."""
-    lp = highspy.HighsLp()
-    lp.num_col_ = program.num_cols
-    lp.num_row_ = program.num_rows
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.col_cost_ = program.objective
-    lp.col_lower_ = np.zeros(program.num_cols)
-    lp.col_upper_ = program.upper
-    lp.row_lower_ = program.row_lower
-    lp.row_upper_ = program.row_upper
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_ = program.row_start.astype(np.int32)
-    lp.a_matrix_.index_ = program.col_index.astype(np.int32)
-    lp.a_matrix_.value_ = program.coef
-    return lp
-
-
 def new_highs(options: dict[str, Any], time_limit: float) -> Any:
     """A silent HiGHS instance with the given options.
 
