@@ -33,9 +33,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from optimizer.curves import build_curves
+from optimizer.diagnosis import arithmetic_conflicts
 from optimizer.model import LinearProgram, build_program
-from optimizer.plan import DUAL_TOLERANCE, Plan, build_plan
-from optimizer.rounding import round_to_cents
+from optimizer.plan import DUAL_TOLERANCE, Plan, build_plan, round_plan_spend
 from optimizer.scenario import (
     BudgetSettings,
     Objective,
@@ -97,18 +97,12 @@ class Level:
 
     @functools.cached_property
     def cents(self) -> IntArray | None:
-        """Spend per cell-month in cents, adding up to the level's spend."""
+        """Spend per cell-month in cents, rounded as the plan rounds it."""
         if self.scenario is None or self.program is None or self.run is None:
             return None
         assert self.run.x is not None
-        # The largest-remainder cents of the plan, without the swaps that make
-        # every rule hold to the cent: a frontier row sums them by stage and
-        # channel, and its objective moves by less than a cent's worth.
         spend = self.program.spend(self.run.x)
-        total = round(self.budget * 100)
-        if self.scenario.budget.spend is not SpendRule.EXACT:
-            total = round(float(np.maximum(spend, 0.0).sum()) * 100)
-        return round_to_cents(spend, total).reshape(-1)
+        return round_plan_spend(self.scenario, self.program, spend).reshape(-1)
 
     @property
     def objective(self) -> float:
@@ -196,15 +190,19 @@ class BudgetSweeper:
         )
         self._warm_from_now_on()
 
+        # Only the validated budget changes, which no cross-table check reads,
+        # so the copy skips re-validating the tables.
+        budget_settings = BudgetSettings(total=budget, spend=self.scenario.budget.spend)
+        scenario = self.scenario.model_copy(update={"budget": budget_settings})
+        if run.status is SolveStatus.INFEASIBLE:
+            reasons = arithmetic_conflicts(scenario, program)
+            why = reasons[0] if reasons else "the rules cannot all hold at this budget"
+            return Level(budget, run.status, why)
         if run.status is not SolveStatus.OPTIMAL:
             return Level(budget, run.status, run.detail)
         verification = check_solution(program, run)
         if not verification.passed:
             return Level(budget, SolveStatus.ERROR, verification.describe())
-        # Only the validated budget changes, which no cross-table check reads,
-        # so the copy skips re-validating the tables.
-        budget_settings = BudgetSettings(total=budget, spend=self.scenario.budget.spend)
-        scenario = self.scenario.model_copy(update={"budget": budget_settings})
         return Level(
             budget, run.status, "", scenario, program, run, verification, self._value
         )
