@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +23,14 @@ import numpy.typing as npt
 from optimizer.scenario import TAG_SCOPES, CurveKind, Scope, SpendRule, Stage
 
 if TYPE_CHECKING:
-    from optimizer.scenario import ConstraintRule, CurvePoint, Row, Scenario
+    from optimizer.scenario import (
+        ConstraintRule,
+        CurvePoint,
+        Holdout,
+        Row,
+        Scenario,
+        Suppression,
+    )
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -122,10 +129,11 @@ def _governance(scenario: Scenario) -> list[str]:
                     "unknown; expected a cpc in the responses table for every "
                     "cell of an overlap group."
                 )
-    for kind, rules in (
+    treatments: tuple[tuple[str, Sequence[Holdout | Suppression]], ...] = (
         ("holdouts", scenario.holdouts),
         ("suppressions", scenario.suppressions),
-    ):
+    )
+    for kind, rules in treatments:
         for index, rule in enumerate(rules):
             at = f"[[{kind}]] entry {index + 1}"
             matched = [
@@ -465,11 +473,12 @@ def _absorption(
     # leaves untagged segments outside its parts.
     partitions = (Scope.CHANNEL, Scope.SEGMENT, Scope.STAGE, Scope.CELL, Scope.MONTH)
     known = _scope_ids(scenario)
-    scopes = {Scope.TOTAL: {None}, **{scope: known[scope] for scope in partitions}}
+    scopes: dict[Scope, list[str | None]] = {Scope.TOTAL: [None]}
+    scopes.update({scope: [*sorted(known[scope])] for scope in partitions})
     for scope, ids in scopes.items():
         absorbable = sum(
-            min(capacity(scope, id_), ceilings.get((scope, id_), np.inf))
-            for id_ in sorted(ids, key=str)
+            float(min(capacity(scope, id_), ceilings.get((scope, id_), np.inf)))
+            for id_ in ids
         )
         if absorbable < budget * (1 - 1e-9):
             limit = (

@@ -176,7 +176,7 @@ def _command(
     description: str,
     example: str,
 ) -> argparse.ArgumentParser:
-    return commands.add_parser(  # type: ignore[no-any-return]
+    return commands.add_parser(
         name,
         help=help,
         description=description,

@@ -222,7 +222,7 @@ def build_curves(scenario: Scenario) -> CellCurves:
     held_out = holdout_shares([segments[c.segment_id] for c in cells], scenario)
     # Multiplying in a fixed order keeps the pieces identical to the last
     # bit whatever the order of the input rows.
-    rows = sorted(
+    rows: list[Seasonality | Adjustment] = sorted(
         (*scenario.seasonality, *scenario.adjustments),
         key=lambda r: (
             r.month or "",

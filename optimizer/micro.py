@@ -109,7 +109,7 @@ def solve_with_minimums(
         run = solve_with_highs(fixed, time_limit=scenario.solver.time_limit)
         if run.status is not SolveStatus.OPTIMAL or run.objective is None:
             continue
-        if best is None or run.objective > best[2].objective + 1e-9:
+        if best is None or run.objective > (best[2].objective or 0.0) + 1e-9:
             best = (choice, fixed, run, source)
     if best is None:
         raise SolverError(

@@ -102,7 +102,7 @@ def segment_report(scenario: Scenario, program: LinearProgram) -> SegmentReport:
         withheld = np.where(
             curves.held_out < 1, capacity * curves.held_out / (1 - curves.held_out), 0.0
         )
-    holdouts = []
+    holdouts: list[dict[str, object]] = []
     for holdout in scenario.holdouts:
         segments = sorted(
             {s.segment_id for s in curves.segments if _meets(s, holdout.where)}
@@ -120,7 +120,7 @@ def segment_report(scenario: Scenario, program: LinearProgram) -> SegmentReport:
     by_rule: dict[str, list[str]] = {}
     for cell, rule in curves.suppressed:
         by_rule.setdefault(rule, []).append(cell)
-    suppressions = [
+    suppressions: list[dict[str, object]] = [
         {
             "id": rule.id,
             "where": dict(rule.where),
@@ -131,7 +131,7 @@ def segment_report(scenario: Scenario, program: LinearProgram) -> SegmentReport:
         }
         for rule in scenario.suppressions
     ]
-    groups = [
+    groups: list[dict[str, object]] = [
         {"id": g.id, "segments": list(g.segments), "monthly_reach": g.monthly_reach}
         for g in scenario.overlap_groups
     ]

@@ -94,7 +94,7 @@ def solve_with_cbc(program: LinearProgram, *, time_limit: float = 300.0) -> Solv
     problem, columns = to_pulp(program)
     options = {"timeLimit": time_limit, "threads": 1}
     with tempfile.TemporaryDirectory(prefix="optimizer-cbc-") as workdir:
-        solver = pulp.COIN_CMD(
+        solver = pulp.COIN_CMD(  # type: ignore[no-untyped-call]  # PuLP is untyped
             msg=False, keepFiles=False, timeLimit=time_limit, threads=1
         )
         solver.tmpDir = workdir

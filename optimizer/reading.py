@@ -141,11 +141,13 @@ def _assemble(
         if name != "tables"
     }
     try:
-        return Scenario(
-            **fields,
-            **tables,
-            source=path,
-            input_hashes=tuple(sorted(hashes.items())),
+        return Scenario.model_validate(
+            {
+                **fields,
+                **tables,
+                "source": path,
+                "input_hashes": tuple(sorted(hashes.items())),
+            }
         )
     except ValidationError as error:
         # The cross-table checks arrive as one error whose message holds one
@@ -482,14 +484,15 @@ def _constraint_problem(where: str, issue: Any) -> str:
             "'total' rule applies to the whole spend."
         )
     if scope != Scope.TOTAL and entry.get("id") is None:
+        scope_kind = Scope(scope) if scope in {str(s) for s in Scope} else None
         return (
             f"{where}, field 'id': got no value; expected the {scope} the rule "
-            f"applies to ({_SCOPE_IDS.get(scope, 'an id')})."
+            f"applies to ({_SCOPE_IDS.get(scope_kind, 'an id')})."
         )
     return f"{where}: {_reason(issue)}."
 
 
-_SCOPE_IDS = {
+_SCOPE_IDS: dict[Scope | None, str] = {
     Scope.CHANNEL: "a channel_id",
     Scope.SEGMENT: "a segment_id",
     Scope.STAGE: "'research', 'evaluation' or 'decision'",

@@ -94,4 +94,5 @@ def frontier_text(frontier: pd.DataFrame, scenario: Scenario) -> str:
         lambda v: "" if pd.isna(v) else f"{v:,.4f}"
     )
     table = table.rename(columns={"objective": objective})
-    return table.to_string(index=False) + "\n"
+    text: str = table.to_string(index=False)
+    return text + "\n"

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Self
 
 from pydantic import Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from optimizer.errors import ScenarioError
 from optimizer.reading import _describe, load_scenario
@@ -193,7 +194,7 @@ def load_scenario_set(path: str | Path) -> ScenarioSet:
         raise ScenarioError(f"{path}: {error.errors()[0]['msg']}") from None
 
 
-def _variant_problem(path: Path, issue: dict) -> str:  # type: ignore[type-arg]
+def _variant_problem(path: Path, issue: ErrorDetails) -> str:
     location = tuple(issue["loc"])
     if location[:1] == ("variants",) and len(location) >= 2:
         where = f"{path}, [[variants]] entry {int(location[1]) + 1}"

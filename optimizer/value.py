@@ -74,4 +74,7 @@ def value_per_conversion(segments: Sequence[Segment], scenario: Scenario) -> Flo
     if objective is Objective.PIPELINE:
         return np.repeat(pipeline[:, None], months, axis=1)
     win = np.array([segment.win_rate for segment in segments])
-    return (pipeline * win)[:, None] * close_probability(segments, scenario)
+    value: FloatArray = (pipeline * win)[:, None] * close_probability(
+        segments, scenario
+    )
+    return value
