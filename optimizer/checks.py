@@ -136,14 +136,7 @@ def _governance(scenario: Scenario) -> list[str]:
     for kind, rules in treatments:
         for index, rule in enumerate(rules):
             at = f"[[{kind}]] entry {index + 1}"
-            matched = [
-                s
-                for s in scenario.segments
-                if all(
-                    (s.segment_id if k == "segment_id" else s.attribute(k)) == v
-                    for k, v in rule.where.items()
-                )
-            ]
+            matched = [s for s in scenario.segments if s.matches(rule.where)]
             if not matched:
                 problems.append(
                     f"{at}, field 'where': got {rule.where}; expected conditions "

@@ -297,7 +297,7 @@ def suppressed_cells(scenario: Scenario) -> dict[str, str]:
     for rule in scenario.suppressions:
         for response in scenario.responses:
             segment = segments.get(response.segment_id)
-            if segment is None or not _matches(segment, rule.where):
+            if segment is None or not segment.matches(rule.where):
                 continue
             if rule.channels and response.channel_id not in rule.channels:
                 continue
@@ -309,16 +309,9 @@ def holdout_shares(segments: Sequence[Segment], scenario: Scenario) -> FloatArra
     """Share of each cell's volume held out; several holdouts compound."""
     kept = np.ones(len(segments))
     for holdout in scenario.holdouts:
-        hit = np.array([_matches(s, holdout.where) for s in segments], dtype=bool)
+        hit = np.array([s.matches(holdout.where) for s in segments], dtype=bool)
         kept[hit] *= 1 - holdout.share
     return 1 - kept
-
-
-def _matches(segment: Segment, where: dict[str, str]) -> bool:
-    return all(
-        (segment.segment_id if key == "segment_id" else segment.attribute(key)) == value
-        for key, value in where.items()
-    )
 
 
 def base_breakpoints(

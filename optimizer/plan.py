@@ -105,7 +105,7 @@ def segment_report(scenario: Scenario, program: LinearProgram) -> SegmentReport:
     holdouts: list[dict[str, object]] = []
     for holdout in scenario.holdouts:
         segments = sorted(
-            {s.segment_id for s in curves.segments if _meets(s, holdout.where)}
+            {s.segment_id for s in curves.segments if s.matches(holdout.where)}
         )
         cells = [i for i, s in enumerate(curves.segments) if s.segment_id in segments]
         holdouts.append(
@@ -140,15 +140,6 @@ def segment_report(scenario: Scenario, program: LinearProgram) -> SegmentReport:
         tuple(holdouts),
         tuple(suppressions),
         tuple(groups),
-    )
-
-
-def _meets(segment: object, where: dict[str, str]) -> bool:
-    return all(
-        segment.segment_id == value  # type: ignore[attr-defined]
-        if key == "segment_id"
-        else segment.attribute(key) == value  # type: ignore[attr-defined]
-        for key, value in where.items()
     )
 
 

@@ -516,7 +516,7 @@ class Segment(Row):
         return tuple(getattr(self, level) for level in PATH_LEVELS)
 
     def attribute(self, name: str) -> str | None:
-        """A tag or the stage, by name."""
+        """The segment id, a tag or the stage, by name."""
         value: Stage | str | None = getattr(self, name)
         return value.value if isinstance(value, Stage) else value
 
