@@ -166,7 +166,9 @@ def test_validate_finds_infeasible_arithmetic(
     assert "the channel minimums add up to 330,000.00 USD" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["run", "validate"])
+@pytest.mark.parametrize(
+    "command", ["run", "validate", "compare", "sweep", "bids", "check", "diff"]
+)
 def test_every_command_has_help_with_an_example(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
