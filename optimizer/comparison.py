@@ -317,13 +317,12 @@ def read_allocation(
 def rules_broken(scorecard: Scorecard) -> list[str]:
     """The scenario's rules that a scored allocation does not keep, with amounts."""
     scenario = scorecard.scenario
-    allocation = scorecard.allocation
-    cents = pd.Series(scorecard.spend_cents, index=allocation.index)
+    cents = scorecard.spend_cents
     total = scorecard.total_spend
     currency = scenario.plan.currency
     broken = []
     for rule in scenario.constraints:
-        inside = _scope_rows(allocation, rule.scope.value, rule.id)
+        inside = scorecard.in_scope(rule)
         held = int(cents[inside].sum()) / 100
         low, high = rule_range(rule, min_share_base=total, max_share_base=total)
         if held < low - 0.005 or held > high + 0.005:
@@ -335,19 +334,6 @@ def rules_broken(scorecard: Scorecard) -> list[str]:
     if total > budget.total + 0.005:
         broken.append(f"spend {total:,.2f} is above the budget of {budget.total:,.2f}")
     return broken
-
-
-def _scope_rows(allocation: pd.DataFrame, scope: str, id_: str | None) -> pd.Series:
-    column = {
-        "channel": "channel_id",
-        "segment": "segment_id",
-        "stage": "stage",
-        "cell": "cell",
-        "month": "month",
-    }.get(scope)
-    if column is None:
-        return pd.Series(True, index=allocation.index)
-    return allocation[column] == id_
 
 
 def _records(outcome: Outcome) -> list[tuple[str, str, str, str, float]]:

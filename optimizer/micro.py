@@ -36,7 +36,8 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from optimizer.errors import SolverError
+from optimizer.diagnosis import elastic_conflicts
+from optimizer.errors import InfeasibleScenarioError, SolverError
 from optimizer.model import LinearProgram, RowInfo
 from optimizer.scenario import MicroSegmentSettings, Scenario
 from optimizer.solve import SolverRun, SolveStatus, new_highs, solve_with_highs
@@ -339,6 +340,10 @@ def _with_minimum_rows(
 def _solve_relaxation(layout: _Layout) -> tuple[LinearProgram, SolverRun]:
     relaxed_program = layout.relaxation_program()
     run = solve_with_highs(relaxed_program)
+    if run.status is SolveStatus.INFEASIBLE:
+        # No on/off choice can help when even the relaxation has no plan.
+        program = layout.program
+        raise InfeasibleScenarioError(elastic_conflicts(program, program.currency))
     if run.status is not SolveStatus.OPTIMAL:
         raise SolverError(
             f"the linear relaxation of the minimum-viable-spend program ended "

@@ -26,13 +26,21 @@ from optimizer.model import LinearProgram
 if TYPE_CHECKING:
     from optimizer.micro import IntegerReport
 from optimizer.rounding import CentLimit, breaks, round_to_cents
-from optimizer.scenario import TAG_FIELDS, Objective, Scenario, SpendRule
+from optimizer.scenario import (
+    TAG_FIELDS,
+    ConstraintRule,
+    Objective,
+    Scenario,
+    Scope,
+    SpendRule,
+)
 from optimizer.solve import SolverInfo, SolverRun
 from optimizer.value import close_probability, value_per_conversion
 from optimizer.verify import Verification
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Row duals smaller than this (objective per unit of money) count as zero.
 DUAL_TOLERANCE = 1e-9
@@ -45,6 +53,15 @@ METRICS = (
     "pipeline",
     "bookings_in_horizon",
 )
+#: The allocation column each scope names; tag scopes name their own tag.
+SCOPE_COLUMNS = {
+    Scope.CHANNEL: "channel_id",
+    Scope.SEGMENT: "segment_id",
+    Scope.STAGE: "stage",
+    Scope.CELL: "cell",
+    Scope.MONTH: "month",
+}
+
 GROUPINGS = {
     "stage": "stage",
     "channel": "channel_id",
@@ -166,6 +183,19 @@ class Scorecard:
     def total_spend(self) -> float:
         """All spend of the allocation, from its cents."""
         return int(self.spend_cents.sum()) / 100
+
+    def in_scope(self, rule: ConstraintRule) -> BoolArray:
+        """Which allocation rows a rule's scope covers."""
+        allocation = self.allocation
+        if rule.scope is Scope.TOTAL:
+            return np.ones(len(allocation), dtype=bool)
+        if rule.scope is Scope.SEGMENTS:
+            inside = np.ones(len(allocation), dtype=bool)
+            for key, value in (rule.where or {}).items():
+                inside &= (allocation[key] == value).to_numpy()
+            return inside
+        column = SCOPE_COLUMNS.get(rule.scope, str(rule.scope))
+        return (allocation[column] == rule.id).to_numpy()
 
     def totals(self, by: str | Sequence[str]) -> pd.DataFrame:
         """Metrics summed by one grouping or several, such as a path prefix.

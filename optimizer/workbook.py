@@ -119,15 +119,6 @@ KINDS_BY_NAME = (
     ("points", frozenset({"delta_pct"})),
 )
 
-#: The allocation's column for each rule scope.
-SCOPE_COLUMNS = {
-    Scope.CHANNEL: "channel_id",
-    Scope.SEGMENT: "segment_id",
-    Scope.STAGE: "stage",
-    Scope.CELL: "cell",
-    Scope.MONTH: "month",
-}
-
 #: Column widths, in characters.
 MIN_WIDTH, MAX_WIDTH = 8, 60
 
@@ -383,8 +374,7 @@ def scope_spend(plan: Plan, rule: ConstraintRule | None) -> float:
     """The plan's spend in a rule's scope, from cents; all spend for the budget."""
     if rule is None or rule.scope is Scope.TOTAL:
         return int(plan.spend_cents.sum()) / 100
-    inside = (plan.allocation[SCOPE_COLUMNS[rule.scope]] == rule.id).to_numpy()
-    return int(plan.spend_cents[inside].sum()) / 100
+    return int(plan.spend_cents[plan.in_scope(rule)].sum()) / 100
 
 
 def input_tables(plan: Plan) -> dict[str, pd.DataFrame]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import optimizer
+from optimizer.cli import EXIT_INFEASIBLE, EXIT_OK, main
 from optimizer.errors import ScenarioError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,3 +244,47 @@ def test_the_same_path_twice_names_both_rows(tmp_path: Path) -> None:
         f"(lifecycle -) is already defined by {tmp_path}/hand_check/segments.csv, "
         "row 2; expected each path once.",
     )
+
+
+def test_a_run_with_every_governance_feature_writes_all_its_files(
+    tmp_path: Path,
+) -> None:
+    # Tag and condition rules, a holdout, a suppression and minimum viable
+    # spend, through the command line and every output (workbook included).
+    hand_check(
+        tmp_path,
+        '[[constraints]]\nscope = "account_tier"\nid = "tier_1"\nmax_share = 0.7\n\n'
+        '[[constraints]]\nscope = "segments"\n'
+        'where = { account_tier = "tier_2" }\nmin = 10000\n\n'
+        '[[holdouts]]\nwhere = { segment_id = "evaluation_tier_2" }\nshare = 0.1\n\n'
+        '[[suppressions]]\nid = "no-d"\nwhere = { account_tier = "tier_2" }\n'
+        'channels = ["linkedin"]\n\n'
+        "[micro_segments]\nmin_cell_spend = 5000\n",
+    )
+    out = tmp_path / "plan"
+    assert (
+        main(["run", str(tmp_path / "hand_check.toml"), "--out", str(out), "-q"])
+        == EXIT_OK
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["segments"]["suppressions"][0]["cells"] == [D]
+    assert summary["minimum_viable_spend"]["active_cells"] == 3
+    assert (out / "plan.xlsx").stat().st_size > 0
+    assert not (out / "frontier.csv").exists()
+
+
+def test_an_infeasible_integer_scenario_exits_as_infeasible(tmp_path: Path) -> None:
+    # tier_1 at most 60% (30k) and tier_2's google cell with a 10% holdout
+    # (18k), linkedin suppressed for tier_2: 48k can be spent of 50k.
+    hand_check(
+        tmp_path,
+        '[[constraints]]\nscope = "account_tier"\nid = "tier_1"\nmax_share = 0.6\n\n'
+        '[[holdouts]]\nwhere = { segment_id = "evaluation_tier_2" }\nshare = 0.1\n\n'
+        '[[suppressions]]\nid = "no-d"\nwhere = { account_tier = "tier_2" }\n'
+        'channels = ["linkedin"]\n\n'
+        "[micro_segments]\nmin_cell_spend = 5000\n",
+    )
+    out = tmp_path / "plan"
+    arguments = ["run", str(tmp_path / "hand_check.toml"), "--out", str(out), "-q"]
+    assert main(arguments) == EXIT_INFEASIBLE
+    assert not out.exists()
