@@ -195,7 +195,8 @@ class Scorecard:
                 inside &= (allocation[key] == value).to_numpy()
             return inside
         column = SCOPE_COLUMNS.get(rule.scope, str(rule.scope))
-        return (allocation[column] == rule.id).to_numpy()
+        matches: BoolArray = (allocation[column] == rule.id).to_numpy(dtype=bool)
+        return matches
 
     def totals(self, by: str | Sequence[str]) -> pd.DataFrame:
         """Metrics summed by one grouping or several, such as a path prefix.
